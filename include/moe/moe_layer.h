@@ -1,0 +1,98 @@
+// The MoE feed-forward layer: top-k softmax router (Mixtral), dropless grouped SwiGLU experts
+// (MegaBlocks) or capacity-based dropping (GShard/Switch), optional shared experts (DeepSeekMoE),
+// Switch load-balancing loss and ST-MoE router z-loss, with explicit forward and backward.
+// docs/moe_layer_spec.md is the exact contract; tests compare it with an independent PyTorch
+// implementation (tools/gen_layer_fixtures.py) and with finite differences.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "moe/arena.h"
+#include "moe/expert_exchange.h"
+#include "moe/route_plan.h"
+#include "moe/tensor.h"
+
+namespace moe {
+
+struct MoeLayerConfig {
+    int64_t d_model = 0;        // D
+    int64_t d_ff = 0;           // F, hidden size of one routed expert
+    int64_t n_experts = 0;      // E
+    int64_t top_k = 0;          // K
+    int64_t n_shared = 0;       // S, shared experts every token goes through
+    int64_t d_ff_shared = 0;    // Fs
+    bool renormalize = true;    // divide the K weights by their sum (HF norm_topk_prob)
+    double capacity_factor = 0; // 0 = dropless; else C = ceil(cf * T * K / E)
+};
+
+// Throws "[moe_layer] ..." when the sizes are impossible (E = 0, K > E, ...).
+void moe_layer_validate(const MoeLayerConfig& cfg);
+
+// Views of the layer's tensors, parameters or their gradients (same layout).
+struct MoeLayerParams {
+    TensorView router;  // (E, D)
+    TensorView w1;      // (E, F, D) gate
+    TensorView w3;      // (E, F, D) up
+    TensorView w2;      // (E, D, F) down
+    TensorView ws1;     // (S, Fs, D) shared gate
+    TensorView ws3;     // (S, Fs, D) shared up
+    TensorView ws2;     // (S, D, Fs) shared down
+};
+
+// Throws "[op] expected <prefix>w1 of shape (E, F, D), got ..." unless every tensor fits cfg.
+void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerConfig& cfg,
+                            const MoeLayerParams& p);
+
+// Reserves the tensors in `arena`; after arena.allocate(), moe_layer_params_point gives views.
+struct MoeLayerParamSlots {
+    size_t router, w1, w3, w2, ws1, ws3, ws2;
+};
+MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& cfg);
+MoeLayerParams moe_layer_params_point(const Arena& arena, const MoeLayerParamSlots& slots);
+// Mixtral-style init: N(0, 1/sqrt(fan_in)) for every matrix.
+void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed);
+
+struct MoeLayerLosses {
+    float aux = 0;  // E * sum_e f_e * P_e (Switch / HF Mixtral); = K when perfectly balanced
+    float z = 0;    // mean_t logsumexp(logits_t)^2 (ST-MoE)
+};
+
+// What forward saves for backward, reused across calls (buffers grow, never shrink, so any
+// batch shape works). Backward consumes it: one backward per forward.
+struct MoeLayerCache {
+    int64_t T = 0;
+    RoutePlan plan;
+    std::vector<float> probs;        // (T, E)
+    std::vector<float> lse;          // (T,) logsumexp of the logits
+    std::vector<float> load;         // (E,) f_e, fraction of tokens choosing e (before drops)
+    Buffer rows;                     // (A, D) inputs gathered in plan order
+    Buffer h1, h3;                   // (A, F) gate / up pre-activations
+    Buffer out;                      // (A, D) expert outputs in plan order
+    Buffer sh1, sh3;                 // (S, T, Fs) shared experts' pre-activations
+    Buffer rows_local, out_local;    // (A_local, D) only when the exchange is not in place
+    Buffer scratch;                  // per-expert temporaries
+    std::vector<int64_t> local_offsets;
+};
+
+// Expert-load statistics of the last forward, for logs and metrics.
+struct MoeLoadStats {
+    std::vector<int64_t> counts;  // (E,) kept assignments per expert
+    double max_over_mean = 0;     // max_e count / mean_e count
+    double dropped_fraction = 0;  // dropped / (T * K)
+    double entropy = 0;           // of the count distribution, in nats (log E when uniform)
+};
+MoeLoadStats moe_layer_load_stats(const MoeLayerCache& cache);
+
+// y (T, D) = layer(x (T, D)). `exchange` moves rows to the experts' owners; nullptr = local.
+void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cache,
+                       const MoeLayerConfig& cfg, const MoeLayerParams& params, TensorView x,
+                       ExpertExchange* exchange = nullptr);
+
+// Gradients of L = sum(y * dy) + aux_coef * aux + z_coef * z. Accumulates (+=) into dx (T, D)
+// and into every tensor of `grads`, llm.c style.
+void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView dy, float aux_coef,
+                        float z_coef, MoeLayerCache& cache, const MoeLayerConfig& cfg,
+                        const MoeLayerParams& params, TensorView x,
+                        ExpertExchange* exchange = nullptr);
+
+}  // namespace moe

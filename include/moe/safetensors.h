@@ -1,0 +1,45 @@
+// safetensors files (Hugging Face): 8-byte little-endian header length N, N bytes of JSON
+// {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}},
+// then the data. Every size and offset is checked before anything is read.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "moe/tensor.h"
+
+namespace moe {
+
+struct SafetensorsEntry {
+    std::string dtype;           // "F32", "BF16", "I32", "F16", ...
+    std::vector<int64_t> shape;
+    uint64_t begin = 0, end = 0; // byte offsets into the data section
+};
+
+class SafetensorsFile {
+public:
+    // Reads and validates the whole file; throws moe::Error naming the file and the problem.
+    explicit SafetensorsFile(const std::string& path);
+
+    const std::string& path() const { return path_; }
+    const std::map<std::string, std::string>& metadata() const { return metadata_; }
+    const std::map<std::string, SafetensorsEntry>& entries() const { return entries_; }
+    bool has(const std::string& name) const { return entries_.count(name) != 0; }
+    // Metadata value, or throws naming the key.
+    const std::string& meta(const std::string& key) const;
+
+    // Copies of a tensor's values; throws if absent or of another dtype.
+    std::vector<float> f32(const std::string& name) const;
+    std::vector<int32_t> i32(const std::string& name) const;
+    std::vector<int64_t> shape(const std::string& name) const;
+
+private:
+    const SafetensorsEntry& entry(const std::string& name, const char* dtype) const;
+    std::string path_;
+    std::vector<char> data_;  // the data section
+    std::map<std::string, std::string> metadata_;
+    std::map<std::string, SafetensorsEntry> entries_;
+};
+
+}  // namespace moe

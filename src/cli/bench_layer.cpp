@@ -1,0 +1,148 @@
+// moe bench layer: the MoE layer's forward (and backward) on the reference shapes.
+// One JSON line per measurement: median of --reps timed runs after --warmup untimed ones.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "moe/cpu.h"
+#include "moe/error.h"
+#include "moe/gemm.h"
+#include "moe/moe_layer.h"
+#include "moe/rng.h"
+
+namespace moe::cli {
+namespace {
+
+struct LayerShape {
+    const char* name;
+    const char* what;
+    int64_t T, D, F, E, K, S, Fs;
+};
+
+const LayerShape kShapes[] = {
+    {"S1", "mixtral-mini", 4096, 1024, 2816, 8, 2, 0, 0},
+    {"S2", "olmoe-layer", 2048, 2048, 1024, 64, 8, 0, 0},
+    {"S3", "deepseek-style", 2048, 2048, 1408, 64, 6, 2, 1408},
+};
+
+struct BenchLayerOptions {
+    std::string shape = "S1";
+    bool backward = false;
+    std::string dtype = "f32";
+    int reps = 5;
+    int warmup = 1;
+    int threads = 0;
+};
+
+double peak_rss_mb() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return double(ru.ru_maxrss) / 1024.0;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
+    MoeLayerConfig cfg;
+    cfg.d_model = s.D;
+    cfg.d_ff = s.F;
+    cfg.n_experts = s.E;
+    cfg.top_k = s.K;
+    cfg.n_shared = s.S;
+    cfg.d_ff_shared = s.Fs;
+    cfg.renormalize = true;
+
+    Arena param_arena, grad_arena;
+    MoeLayerParamSlots ps = moe_layer_params_reserve(param_arena, cfg);
+    MoeLayerParamSlots gs = moe_layer_params_reserve(grad_arena, cfg);
+    param_arena.allocate();
+    if (o.backward) grad_arena.allocate();
+    MoeLayerParams params = moe_layer_params_point(param_arena, ps);
+    MoeLayerParams grads = moe_layer_params_point(grad_arena, gs);
+    moe_layer_params_init(params, 1234);
+
+    Buffer x(DType::f32, {s.T, s.D}), y(DType::f32, {s.T, s.D});
+    Buffer dy, dx;
+    Rng rng(42);
+    rng.fill_normal(x.f32(), x.numel(), 0.0f, 1.0f);
+    if (o.backward) {
+        dy = Buffer(DType::f32, {s.T, s.D});
+        dx = Buffer(DType::f32, {s.T, s.D});
+        rng.fill_normal(dy.f32(), dy.numel(), 0.0f, 1.0f);
+    }
+    MoeLayerCache cache;
+    MoeLayerLosses losses;
+    std::vector<double> times;
+    for (int r = 0; r < o.warmup + o.reps; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        moe_layer_forward(y.view(), losses, cache, cfg, params, x.view());
+        if (o.backward)
+            moe_layer_backward(dx.view(), grads, dy.view(), 0.01f, 0.001f, cache, cfg, params, x.view());
+        auto t1 = std::chrono::steady_clock::now();
+        if (r >= o.warmup) times.push_back(std::chrono::duration<double>(t1 - t0).count());
+    }
+    double med = median(times);
+    double fwd_flops = double(s.T) * s.K * 6.0 * s.D * s.F + double(s.T) * s.S * 6.0 * s.D * s.Fs;
+    double flops = o.backward ? 3.0 * fwd_flops : fwd_flops;
+    // What the step needs: weights, gradients, x / y / dy / dx, and the saved activations.
+    double A = double(s.T) * s.K;
+    double weights = double(param_arena.bytes());
+    double saved = 4.0 * (A * s.D * 2 + A * s.F * 2 + double(s.T) * s.E + double(s.S) * s.T * s.Fs * 2);
+    double io = 4.0 * double(s.T) * s.D * (o.backward ? 4 : 2);
+    double needed = weights + (o.backward ? double(grad_arena.bytes()) : 0.0) + saved + io;
+    MoeLoadStats st = moe_layer_load_stats(cache);
+
+    nlohmann::json j;
+    j["bench"] = "layer";
+    j["impl"] = "moe";
+    j["shape"] = s.name;
+    j["pass"] = o.backward ? "fwd+bwd" : "fwd";
+    j["dtype"] = o.dtype;
+    j["threads"] = get_num_threads();
+    j["cpu_path"] = cpu_path_name(cpu_active_path());
+    j["gemm"] = gemm_backend_name();
+    j["T"] = s.T, j["D"] = s.D, j["F"] = s.F, j["E"] = s.E, j["K"] = s.K, j["S"] = s.S, j["Fs"] = s.Fs;
+    j["reps"] = o.reps;
+    j["median_ms"] = med * 1e3;
+    j["min_ms"] = *std::min_element(times.begin(), times.end()) * 1e3;
+    j["tokens_per_s"] = double(s.T) / med;
+    j["gflops"] = flops / med * 1e-9;
+    j["peak_rss_mb"] = peak_rss_mb();
+    j["needed_mb"] = needed / 1048576.0;
+    j["rss_over_needed"] = peak_rss_mb() / (needed / 1048576.0);
+    j["load_max_over_mean"] = st.max_over_mean;
+    j["aux_loss"] = losses.aux;
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+void register_bench_layer(CLI::App& bench) {
+    auto o = std::make_shared<BenchLayerOptions>();
+    CLI::App* cmd = bench.add_subcommand("layer", "time the MoE layer (forward, or forward+backward)");
+    cmd->add_option("--shape", o->shape, "S1 mixtral-mini | S2 olmoe-layer | S3 deepseek-style")
+        ->check(CLI::IsMember({"S1", "S2", "S3"}));
+    cmd->add_flag("--backward", o->backward, "time forward + backward");
+    cmd->add_option("--dtype", o->dtype, "compute dtype")->check(CLI::IsMember({"f32"}));
+    cmd->add_option("--reps", o->reps, "timed repetitions (median reported)")->check(CLI::Range(1, 1000));
+    cmd->add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::Range(0, 100));
+    cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+    cmd->callback([o] {
+        if (o->threads > 0) set_num_threads(o->threads);
+        for (const LayerShape& s : kShapes)
+            if (o->shape == s.name) bench_one(s, *o);
+    });
+}
+
+}  // namespace moe::cli

@@ -1,0 +1,10 @@
+// The `moe` subcommands: each registers its options on the CLI11 app and runs when chosen.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace moe::cli {
+
+void register_bench_layer(CLI::App& bench);
+void register_info(CLI::App& app);
+
+}  // namespace moe::cli

@@ -1,0 +1,29 @@
+// moe: the command-line program (moe bench | info; train, run, serve, convert come with their
+// issues). Errors from bad input print one line and exit 1; nothing aborts.
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+#include "moe/error.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{"moe: a Mixture-of-Experts engine"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "moe 0.1.0");
+    CLI::App* bench = app.add_subcommand("bench", "benchmarks, printing one JSON line per measurement");
+    bench->require_subcommand(1);
+    moe::cli::register_bench_layer(*bench);
+    moe::cli::register_info(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    } catch (const moe::Error& e) {
+        std::fprintf(stderr, "moe: error: %s\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "moe: error: out of memory; try a smaller shape or fewer tokens\n");
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,246 @@
+// MoE layer forward: router -> RoutePlan -> dispatch -> grouped experts -> combine (+ shared).
+#include "moe/moe_layer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "moe/error.h"
+#include "moe/gemm.h"
+#include "moe/kernels.h"
+#include "moe/rng.h"
+#include "moe/swiglu_experts.h"
+
+namespace moe {
+
+void moe_layer_validate(const MoeLayerConfig& c) {
+    const char* op = "moe_layer";
+    MOE_CHECK(c.d_model > 0, op, "d_model must be > 0, got " + std::to_string(c.d_model));
+    MOE_CHECK(c.d_ff > 0, op, "d_ff must be > 0, got " + std::to_string(c.d_ff));
+    MOE_CHECK(c.n_experts > 0, op,
+              "n_experts must be > 0, got " + std::to_string(c.n_experts) + " (E = 0 routes nothing)");
+    MOE_CHECK(c.top_k > 0 && c.top_k <= c.n_experts, op,
+              "top_k must be in [1, n_experts = " + std::to_string(c.n_experts) + "], got " +
+                  std::to_string(c.top_k));
+    MOE_CHECK(c.n_shared >= 0, op, "n_shared must be >= 0, got " + std::to_string(c.n_shared));
+    MOE_CHECK(c.n_shared == 0 || c.d_ff_shared > 0, op,
+              "d_ff_shared must be > 0 when n_shared = " + std::to_string(c.n_shared));
+    MOE_CHECK(c.capacity_factor >= 0 && std::isfinite(c.capacity_factor), op,
+              "capacity_factor must be >= 0 (0 = dropless), got " + std::to_string(c.capacity_factor));
+}
+
+MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& c) {
+    moe_layer_validate(c);
+    const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, S = c.n_shared, Fs = c.d_ff_shared;
+    MoeLayerParamSlots s;
+    s.router = arena.reserve(DType::f32, {E, D});
+    s.w1 = arena.reserve(DType::f32, {E, F, D});
+    s.w3 = arena.reserve(DType::f32, {E, F, D});
+    s.w2 = arena.reserve(DType::f32, {E, D, F});
+    s.ws1 = arena.reserve(DType::f32, {S, Fs, D});
+    s.ws3 = arena.reserve(DType::f32, {S, Fs, D});
+    s.ws2 = arena.reserve(DType::f32, {S, D, Fs});
+    return s;
+}
+
+MoeLayerParams moe_layer_params_point(const Arena& a, const MoeLayerParamSlots& s) {
+    return {a.view(s.router), a.view(s.w1), a.view(s.w3), a.view(s.w2),
+            a.view(s.ws1),    a.view(s.ws3), a.view(s.ws2)};
+}
+
+void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed) {
+    Rng rng(seed);
+    for (const TensorView* t : {&p.router, &p.w1, &p.w3, &p.w2, &p.ws1, &p.ws3, &p.ws2}) {
+        if (t->numel() == 0) continue;
+        int64_t fan_in = t->shape[t->shape.ndim - 1];
+        rng.fill_normal(t->f32(), t->numel(), 0.0f, 1.0f / std::sqrt(float(fan_in)));
+    }
+}
+
+void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerConfig& c,
+                            const MoeLayerParams& p) {
+    const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, S = c.n_shared, Fs = c.d_ff_shared;
+    std::string n = prefix;
+    check_tensor(op, (n + "router").c_str(), p.router, {E, D});
+    check_tensor(op, (n + "w1").c_str(), p.w1, {E, F, D});
+    check_tensor(op, (n + "w3").c_str(), p.w3, {E, F, D});
+    check_tensor(op, (n + "w2").c_str(), p.w2, {E, D, F});
+    if (S > 0) {
+        check_tensor(op, (n + "ws1").c_str(), p.ws1, {S, Fs, D});
+        check_tensor(op, (n + "ws3").c_str(), p.ws3, {S, Fs, D});
+        check_tensor(op, (n + "ws2").c_str(), p.ws2, {S, D, Fs});
+    }
+}
+
+namespace {
+
+float* grow(Buffer& b, int64_t n) {
+    if (b.numel() < n) b = Buffer(DType::f32, {n});
+    return b.f32();
+}
+
+// Router: logits = x @ router^T, softmax, top-k (ties to the lower expert index), optional
+// renormalisation; also the z-loss and aux-loss ingredients.
+void route_topk_softmax(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayerConfig& c,
+                        const float* router, const float* x, int64_t T) {
+    const int64_t D = c.d_model, E = c.n_experts, K = c.top_k;
+    cache.probs.resize(size_t(T * E));
+    cache.lse.resize(size_t(T));
+    RoutePlan& plan = cache.plan;
+    plan.topk_idx.resize(size_t(T * K));
+    plan.topk_weight.resize(size_t(T * K));
+    float* probs = cache.probs.data();
+    gemm_f32(false, true, T, E, D, 1.0f, x, D, router, D, 0.0f, probs, E);
+
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+        float* p = probs + t * E;
+        float m = p[0];
+        for (int64_t e = 1; e < E; ++e) m = std::max(m, p[e]);
+        double sum = 0;
+        for (int64_t e = 0; e < E; ++e) sum += std::exp(double(p[e] - m));
+        cache.lse[size_t(t)] = m + float(std::log(sum));
+        float inv = float(1.0 / sum);
+        for (int64_t e = 0; e < E; ++e) p[e] = std::exp(p[e] - m) * inv;
+        // Partial insertion sort of the K best (K is small).
+        int32_t* idx = plan.topk_idx.data() + t * K;
+        float* w = plan.topk_weight.data() + t * K;
+        int64_t n = 0;
+        for (int64_t e = 0; e < E; ++e) {
+            if (n == K && !(p[e] > w[K - 1])) continue;
+            int64_t j = n < K ? n++ : K - 1;
+            while (j > 0 && p[e] > w[j - 1]) {
+                w[j] = w[j - 1];
+                idx[j] = idx[j - 1];
+                --j;
+            }
+            w[j] = p[e];
+            idx[j] = int32_t(e);
+        }
+        if (c.renormalize) {
+            float s = 0;
+            for (int64_t k = 0; k < K; ++k) s += w[k];
+            for (int64_t k = 0; k < K; ++k) w[k] /= s;
+        }
+    }
+
+    // Losses: aux = E * sum_e f_e * P_e, z = mean_t lse_t^2 (double accumulators, fixed order).
+    cache.load.assign(size_t(E), 0.0f);
+    std::vector<double> mean_p(static_cast<size_t>(E), 0.0);
+    double z = 0;
+    for (int64_t t = 0; t < T; ++t) {
+        for (int64_t k = 0; k < K; ++k) cache.load[size_t(plan.topk_idx[size_t(t * K + k)])] += 1.0f;
+        for (int64_t e = 0; e < E; ++e) mean_p[size_t(e)] += probs[t * E + e];
+        z += double(cache.lse[size_t(t)]) * cache.lse[size_t(t)];
+    }
+    double aux = 0;
+    for (int64_t e = 0; e < E; ++e) {
+        cache.load[size_t(e)] /= float(T);
+        aux += double(cache.load[size_t(e)]) * (mean_p[size_t(e)] / double(T));
+    }
+    losses.aux = float(double(E) * aux);
+    losses.z = float(z / double(T));
+}
+
+}  // namespace
+
+void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cache,
+                       const MoeLayerConfig& c, const MoeLayerParams& params, TensorView x,
+                       ExpertExchange* exchange) {
+    const char* op = "moe_layer_forward";
+    moe_layer_validate(c);
+    const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, K = c.top_k;
+    const int64_t S = c.n_shared, Fs = c.d_ff_shared;
+    MOE_CHECK(x.shape.ndim == 2 && x.shape[1] == D, op,
+              "expected x of shape (T, " + std::to_string(D) + "), got " + x.shape.str());
+    const int64_t T = x.shape[0];
+    MOE_CHECK(T > 0, op, "x has no tokens: shape " + x.shape.str());
+    check_tensor(op, "x", x, {T, D});
+    check_tensor(op, "y", y, {T, D});
+    moe_layer_check_params(op, "", c, params);
+    const KernelTable& k = kernels();
+    MOE_CHECK(k.all_finite(x.f32(), x.numel()), op,
+              "x of shape " + x.shape.str() + " contains NaN or Inf; check the previous layer");
+    LocalExchange local;
+    ExpertExchange& ex = exchange ? *exchange : local;
+
+    cache.T = T;
+    route_topk_softmax(cache, losses, c, params.router.f32(), x.f32(), T);
+    RoutePlan& plan = cache.plan;
+    route_plan_build(plan, T, K, E, route_capacity(c.capacity_factor, T, K, E));
+
+    // Dispatch: gather rows in plan order, then hand them to the experts' owners.
+    const int64_t A = plan.n_assignments();
+    float* rows = grow(cache.rows, A * D);
+    const float* xp = x.f32();
+#pragma omp parallel for schedule(static)
+    for (int64_t a = 0; a < A; ++a)
+        std::copy_n(xp + int64_t(plan.token_index[size_t(a)]) * D, D, rows + a * D);
+    float* local_rows = ex.to_experts(plan, rows, D, cache.local_offsets);
+    const int64_t e0 = ex.expert_begin(plan), n_local = ex.expert_end(plan) - e0;
+    const int64_t A_local = cache.local_offsets[size_t(n_local)];
+    if (!ex.in_place()) {  // keep the received rows for backward: the exchange reuses its buffer
+        local_rows = std::copy_n(local_rows, A_local * D, grow(cache.rows_local, A_local * D)) - A_local * D;
+    }
+
+    int64_t max_n = 0;
+    for (int64_t e = 0; e < n_local; ++e)
+        max_n = std::max(max_n, cache.local_offsets[size_t(e + 1)] - cache.local_offsets[size_t(e)]);
+    float* scratch = grow(cache.scratch, std::max(max_n * F, S > 0 ? T * Fs : int64_t(0)));
+    float* out = grow(cache.out, A * D);
+    float* out_local = ex.in_place() ? out : grow(cache.out_local, A_local * D);
+    SwigluGroup g{cache.local_offsets.data(), n_local, D, F, params.w1.f32() + e0 * F * D,
+                  params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
+    swiglu_experts_forward(out_local, grow(cache.h1, A_local * F), grow(cache.h3, A_local * F),
+                           scratch, local_rows, g, 0.0f);
+    ex.from_experts(plan, out_local, D, out);
+
+    // Combine: each token sums its kept assignments in k order (deterministic).
+    float* yp = y.f32();
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+        float* yt = yp + t * D;
+        std::fill_n(yt, D, 0.0f);
+        for (int64_t kk = 0; kk < K; ++kk) {
+            int32_t a = plan.assignment[size_t(t * K + kk)];
+            if (a >= 0) k.axpy(yt, plan.weight[size_t(a)], out + int64_t(a) * D, D);
+        }
+    }
+
+    // Shared experts: every token, weight 1, accumulated straight into y.
+    if (S > 0) {
+        float* sh1 = grow(cache.sh1, S * T * Fs);
+        float* sh3 = grow(cache.sh3, S * T * Fs);
+        int64_t offsets[2] = {0, T};
+        for (int64_t s = 0; s < S; ++s) {
+            SwigluGroup gs{offsets, 1, D, Fs, params.ws1.f32() + s * Fs * D,
+                           params.ws3.f32() + s * Fs * D, params.ws2.f32() + s * D * Fs};
+            swiglu_experts_forward(yp, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, xp, gs, 1.0f);
+        }
+    }
+}
+
+MoeLoadStats moe_layer_load_stats(const MoeLayerCache& cache) {
+    MoeLoadStats st;
+    const RoutePlan& plan = cache.plan;
+    const int64_t E = plan.n_experts;
+    st.counts.resize(size_t(E));
+    int64_t total = 0, mx = 0;
+    for (int64_t e = 0; e < E; ++e) {
+        st.counts[size_t(e)] = plan.count(e);
+        total += plan.count(e);
+        mx = std::max(mx, plan.count(e));
+    }
+    if (total > 0) {
+        st.max_over_mean = double(mx) * double(E) / double(total);
+        for (int64_t e = 0; e < E; ++e) {
+            double q = double(plan.count(e)) / double(total);
+            if (q > 0) st.entropy -= q * std::log(q);
+        }
+    }
+    int64_t slots = plan.n_tokens * plan.top_k;
+    st.dropped_fraction = slots > 0 ? double(plan.n_dropped) / double(slots) : 0.0;
+    return st;
+}
+
+}  // namespace moe

@@ -1,0 +1,132 @@
+// MoE layer backward: the forward's plan walked in reverse. The router gets its gradient
+// through the combine weights (and the renormalisation), the aux loss and the z-loss.
+#include <cmath>
+#include <string>
+
+#include "moe/error.h"
+#include "moe/gemm.h"
+#include "moe/kernels.h"
+#include "moe/moe_layer.h"
+#include "moe/swiglu_experts.h"
+
+namespace moe {
+namespace {
+
+// d logits (T, E) from the combine-weight gradients dw (A,), the aux and z losses.
+void router_backward(float* dlogits, const MoeLayerCache& cache, const std::vector<float>& dw,
+                     const MoeLayerConfig& c, float aux_coef, float z_coef) {
+    const RoutePlan& plan = cache.plan;
+    const int64_t T = cache.T, E = c.n_experts, K = c.top_k;
+    // d aux / d probs[t, e] = E * f_e / T (f_e is a count: constant).
+    std::vector<float> daux(static_cast<size_t>(E));
+    for (int64_t e = 0; e < E; ++e) daux[size_t(e)] = aux_coef * float(E) * cache.load[size_t(e)] / float(T);
+    const float zscale = z_coef * 2.0f / float(T);
+
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t) {
+        const float* p = cache.probs.data() + t * E;
+        float* dl = dlogits + t * E;
+        for (int64_t e = 0; e < E; ++e) dl[e] = daux[size_t(e)];  // d probs, for now
+        const int32_t* idx = plan.topk_idx.data() + t * K;
+        float dwk[64], pk[64];  // K <= 64 is checked by the caller
+        float psum = 0, dot_w = 0;
+        for (int64_t k = 0; k < K; ++k) {
+            int32_t a = plan.assignment[size_t(t * K + k)];
+            dwk[k] = a >= 0 ? dw[size_t(a)] : 0.0f;
+            pk[k] = p[idx[k]];
+            psum += pk[k];
+            dot_w += dwk[k] * plan.topk_weight[size_t(t * K + k)];
+        }
+        for (int64_t k = 0; k < K; ++k) {
+            // w_k = p_k / sum_j p_j  =>  dp_k = (dw_k - sum_j dw_j w_j) / sum_j p_j
+            float dp = c.renormalize ? (dwk[k] - dot_w) / psum : dwk[k];
+            dl[idx[k]] += dp;
+        }
+        // softmax backward: dl = p * (dp - sum_e p_e dp_e), plus the z-loss term.
+        double s = 0;
+        for (int64_t e = 0; e < E; ++e) s += double(p[e]) * dl[e];
+        float zt = zscale * cache.lse[size_t(t)];
+        for (int64_t e = 0; e < E; ++e) dl[e] = p[e] * (dl[e] - float(s) + zt);
+    }
+}
+
+}  // namespace
+
+void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView dy, float aux_coef,
+                        float z_coef, MoeLayerCache& cache, const MoeLayerConfig& c,
+                        const MoeLayerParams& params, TensorView x, ExpertExchange* exchange) {
+    const char* op = "moe_layer_backward";
+    moe_layer_validate(c);
+    const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, K = c.top_k;
+    const int64_t S = c.n_shared, Fs = c.d_ff_shared, T = cache.T;
+    MOE_CHECK(T > 0 && cache.plan.n_tokens == T, op, "backward called without a forward");
+    MOE_CHECK(K <= 64, op, "top_k must be <= 64 for backward, got " + std::to_string(K));
+    check_tensor(op, "x", x, {T, D});
+    check_tensor(op, "dy", dy, {T, D});
+    check_tensor(op, "dx", dx, {T, D});
+    moe_layer_check_params(op, "", c, params);
+    moe_layer_check_params(op, "grad.", c, grads);
+    const KernelTable& k = kernels();
+    MOE_CHECK(k.all_finite(dy.f32(), dy.numel()), op,
+              "dy of shape " + dy.shape.str() + " contains NaN or Inf");
+    LocalExchange local;
+    ExpertExchange& ex = exchange ? *exchange : local;
+    const RoutePlan& plan = cache.plan;
+    const int64_t A = plan.n_assignments();
+    const float* dyp = dy.f32();
+    float* dxp = dx.f32();
+    float* out = cache.out.f32();
+
+    // 1. Combine backward: d weight_a = <dy_t, out_a>, then out_a := weight_a * dy_t is the
+    //    gradient of the expert output, written over the output it no longer needs.
+    std::vector<float> dw(static_cast<size_t>(A));
+#pragma omp parallel for schedule(static)
+    for (int64_t a = 0; a < A; ++a) {
+        const float* dyt = dyp + int64_t(plan.token_index[size_t(a)]) * D;
+        dw[size_t(a)] = k.dot(dyt, out + a * D, D);
+        k.scale_copy(out + a * D, plan.weight[size_t(a)], dyt, D);
+    }
+
+    // 2. Experts backward on the owners' rows; d rows come back in plan order, over `out`.
+    const int64_t e0 = ex.expert_begin(plan), n_local = ex.expert_end(plan) - e0;
+    std::vector<int64_t> offsets;
+    float* dout_local = ex.to_experts(plan, out, D, offsets);
+    MOE_CHECK(offsets == cache.local_offsets, op, "the exchange changed the expert layout between forward and backward");
+    const float* rows_local = ex.in_place() ? cache.rows.f32() : cache.rows_local.f32();
+    SwigluGroup g{offsets.data(), n_local, D, F, params.w1.f32() + e0 * F * D,
+                  params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
+    swiglu_experts_backward(dout_local, grads.w1.f32() + e0 * F * D, grads.w3.f32() + e0 * F * D,
+                            grads.w2.f32() + e0 * D * F, dout_local, cache.h1.f32(),
+                            cache.h3.f32(), cache.scratch.f32(), rows_local, g, 0.0f);
+    ex.from_experts(plan, dout_local, D, out);
+
+    // 3. Scatter d rows to tokens: each token sums its kept assignments in k order.
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t kk = 0; kk < K; ++kk) {
+            int32_t a = plan.assignment[size_t(t * K + kk)];
+            if (a >= 0) k.axpy(dxp + t * D, 1.0f, out + int64_t(a) * D, D);
+        }
+
+    // 4. Router: d logits, then d router = dlogits^T @ x, dx += dlogits @ router.
+    std::vector<float> dlogits(static_cast<size_t>(T * E));
+    router_backward(dlogits.data(), cache, dw, c, aux_coef, z_coef);
+    gemm_f32(true, false, E, D, T, 1.0f, dlogits.data(), E, x.f32(), D, 1.0f, grads.router.f32(), D);
+    gemm_f32(false, false, T, D, E, 1.0f, dlogits.data(), E, params.router.f32(), D, 1.0f, dxp, D);
+
+    // 5. Shared experts: every token with weight 1, d rows accumulate straight into dx.
+    if (S > 0) {
+        int64_t offs[2] = {0, T};
+        for (int64_t s = 0; s < S; ++s) {
+            SwigluGroup gs{offs, 1, D, Fs, params.ws1.f32() + s * Fs * D,
+                           params.ws3.f32() + s * Fs * D, params.ws2.f32() + s * D * Fs};
+            swiglu_experts_backward(dxp, grads.ws1.f32() + s * Fs * D, grads.ws3.f32() + s * Fs * D,
+                                    grads.ws2.f32() + s * D * Fs, dyp, cache.sh1.f32() + s * T * Fs,
+                                    cache.sh3.f32() + s * T * Fs, cache.scratch.f32(), x.f32(), gs,
+                                    1.0f);
+        }
+    }
+    cache.T = 0;  // the saved activations were consumed
+}
+
+}  // namespace moe
