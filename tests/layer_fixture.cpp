@@ -1,0 +1,63 @@
+#include "layer_fixture.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "moe/error.h"
+
+namespace moe::test {
+
+static void load_into(const SafetensorsFile& f, const std::string& name, const TensorView& t) {
+    std::vector<float> v = f.f32(name);
+    if (int64_t(v.size()) != t.numel())
+        throw Error("[fixture] " + name + " has " + std::to_string(v.size()) + " values, expected " +
+                    std::to_string(t.numel()));
+    std::memcpy(t.data, v.data(), v.size() * 4);
+}
+
+LayerFixture::LayerFixture(const std::string& name)
+    : file(std::string(MOE_FIXTURE_DIR) + "/layer_" + name + ".safetensors") {
+    auto i = [&](const char* k) { return std::stoll(file.meta(k)); };
+    T = i("T");
+    cfg.d_model = i("D");
+    cfg.d_ff = i("F");
+    cfg.n_experts = i("E");
+    cfg.top_k = i("K");
+    cfg.n_shared = i("S");
+    cfg.d_ff_shared = cfg.n_shared > 0 ? i("Fs") : 0;
+    cfg.renormalize = file.meta("renormalize") == "1";
+    cfg.capacity_factor = std::stod(file.meta("capacity_factor"));
+    aux_coef = std::stof(file.meta("aux_coef"));
+    z_coef = std::stof(file.meta("z_coef"));
+    MoeLayerParamSlots ps = moe_layer_params_reserve(param_arena, cfg);
+    MoeLayerParamSlots gs = moe_layer_params_reserve(grad_arena, cfg);
+    param_arena.allocate();
+    grad_arena.allocate();
+    params = moe_layer_params_point(param_arena, ps);
+    grads = moe_layer_params_point(grad_arena, gs);
+    load_into(file, "router.weight", params.router);
+    load_into(file, "experts.w1", params.w1);
+    load_into(file, "experts.w3", params.w3);
+    load_into(file, "experts.w2", params.w2);
+    if (cfg.n_shared > 0) {
+        load_into(file, "shared.w1", params.ws1);
+        load_into(file, "shared.w3", params.ws3);
+        load_into(file, "shared.w2", params.ws2);
+    }
+    x = Buffer(DType::f32, {T, cfg.d_model});
+    dy = Buffer(DType::f32, {T, cfg.d_model});
+    load_into(file, "x", x.view());
+    load_into(file, "dy", dy.view());
+}
+
+double scaled_max_error(const float* got, const std::vector<float>& want) {
+    double err = 0, scale = 1e-12;
+    for (size_t i = 0; i < want.size(); ++i) {
+        err = std::max(err, std::fabs(double(got[i]) - want[i]));
+        scale = std::max(scale, std::fabs(double(want[i])));
+    }
+    return err / scale;
+}
+
+}  // namespace moe::test
