@@ -37,23 +37,32 @@ static void lib_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const f
 
 #elif defined(GEMM_LIB_BLIS)
 #include <blis.h>
-static const char* kLib = "blis";
+// BLIS sends a product with m, n or k under its "sup" thresholds (a few hundred on zen3) to its
+// unpacked small/skinny-matrix kernels, which most MoE expert shapes are. GEMM_COMPARE_BLIS_SUP=0
+// turns that off (the expert API's runtime object), reported as lib "blis_nosup", so both of
+// BLIS's code paths are measured.
+static const bool kBlisSup = !(std::getenv("GEMM_COMPARE_BLIS_SUP") &&
+                               std::strcmp(std::getenv("GEMM_COMPARE_BLIS_SUP"), "0") == 0);
+static const char* kLib = kBlisSup ? "blis" : "blis_nosup";
 static void lib_set_threads(int n) {
     omp_set_num_threads(n);
     bli_thread_set_num_threads(n);
 }
 static std::string lib_info() {
     return std::string("version=") + bli_info_get_version_str() +
-           " arch=" + bli_arch_string(bli_arch_query_id());
+           " arch=" + bli_arch_string(bli_arch_query_id()) + (kBlisSup ? " sup=on" : " sup=off");
 }
 static void lib_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
                       int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc) {
     // Native typed API: general strides, so row-major is row stride ld, column stride 1, and
     // the trans flags apply to the stored matrix as in BLAS.
     float one = 1.0f, zero = 0.0f;
-    bli_sgemm(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, M,
-              N, K, &one, const_cast<float*>(A), lda, 1, const_cast<float*>(B), ldb, 1, &zero, C,
-              ldc, 1);
+    rntm_t rntm;
+    bli_rntm_init_from_global(&rntm);  // thread count from bli_thread_set_num_threads
+    bli_rntm_set_l3_sup(kBlisSup, &rntm);
+    bli_sgemm_ex(ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 M, N, K, &one, const_cast<float*>(A), lda, 1, const_cast<float*>(B), ldb, 1,
+                 &zero, C, ldc, 1, nullptr, &rntm);
 }
 
 #elif defined(GEMM_LIB_DNNL)
