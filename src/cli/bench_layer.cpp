@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "layer_shapes.h"
 #include "moe/cpu.h"
 #include "moe/error.h"
 #include "moe/gemm.h"
@@ -18,18 +19,6 @@
 
 namespace moe::cli {
 namespace {
-
-struct LayerShape {
-    const char* name;
-    const char* what;
-    int64_t T, D, F, E, K, S, Fs;
-};
-
-const LayerShape kShapes[] = {
-    {"S1", "mixtral-mini", 4096, 1024, 2816, 8, 2, 0, 0},
-    {"S2", "olmoe-layer", 2048, 2048, 1024, 64, 8, 0, 0},
-    {"S3", "deepseek-style", 2048, 2048, 1408, 64, 6, 2, 1408},
-};
 
 struct BenchLayerOptions {
     std::string shape = "S1";
@@ -140,8 +129,7 @@ void register_bench_layer(CLI::App& bench) {
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
     cmd->callback([o] {
         if (o->threads > 0) set_num_threads(o->threads);
-        for (const LayerShape& s : kShapes)
-            if (o->shape == s.name) bench_one(s, *o);
+        bench_one(layer_shape(o->shape), *o);
     });
 }
 

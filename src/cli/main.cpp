@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
     CLI::App* bench = app.add_subcommand("bench", "benchmarks, printing one JSON line per measurement");
     bench->require_subcommand(1);
     moe::cli::register_bench_layer(*bench);
+    moe::cli::register_bench_gemm(*bench);
     moe::cli::register_info(app);
     try {
         app.parse(argc, argv);
