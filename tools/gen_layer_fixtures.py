@@ -27,7 +27,7 @@ CASES = [
     dict(name="capacity_top2", T=32, D=16, F=24, E=4, K=2, S=0, Fs=0, renormalize=1,
          capacity_factor=1.0, aux_coef=0.01, z_coef=0.001, skew=0.6, seed=3),
     dict(name="switch_top1", T=32, D=16, F=24, E=8, K=1, S=0, Fs=0, renormalize=0,
-         capacity_factor=1.25, aux_coef=0.01, z_coef=0.001, skew=0.8, seed=4),
+         capacity_factor=1.25, aux_coef=0.01, z_coef=0.001, skew=0.5, seed=4),
     dict(name="wide_k", T=20, D=8, F=12, E=16, K=6, S=1, Fs=16, renormalize=1, capacity_factor=0.0,
          aux_coef=0.05, z_coef=0.02, skew=0.0, seed=5),
 ]
@@ -120,7 +120,7 @@ def write_safetensors(path, tensors, metadata):
 
 def finite_difference_selfcheck(c, t, grads):
     """Guards the reference itself: a few autograd entries against central differences."""
-    names = ["x", "router.weight", "experts.w2"] + (["shared.w1"] if c["S"] else [])
+    names = ["x", "router.weight", "experts.w1", "experts.w3", "experts.w2"] + (["shared.w1"] if c["S"] else [])
     for name in names:
         for flat in (0, t[name].numel() // 2):
             def loss_at(delta):

@@ -23,6 +23,10 @@ struct MoeLayerConfig {
     int64_t d_ff_shared = 0;    // Fs
     bool renormalize = true;    // divide the K weights by their sum (HF norm_topk_prob)
     double capacity_factor = 0; // 0 = dropless; else C = ceil(cf * T * K / E)
+    // Expert compute: f32, or bf16 (bf16 GEMM inputs, f32 accumulation, f32 master weights,
+    // gradients and saved activations). The router always runs in f32 (Switch's selective
+    // precision: its softmax is where bf16 rounding hurts).
+    DType dtype = DType::f32;
 };
 
 // Throws "[moe_layer] ..." when the sizes are impossible (E = 0, K > E, ...).
@@ -71,6 +75,9 @@ struct MoeLayerCache {
     Buffer sh1, sh3;                 // (S, T, Fs) shared experts' pre-activations
     Buffer rows_local, out_local;    // (A_local, D) only when the exchange is not in place
     Buffer scratch;                  // per-expert temporaries
+    // bf16 compute only: bf16 copies of the local experts' and the shared experts' weights
+    // (refreshed every forward, as the masters may have changed), the rows and x in bf16.
+    Buffer weights_b, rows_b, x_b, scratch_b;
     std::vector<int64_t> local_offsets;
 };
 

@@ -60,6 +60,7 @@ public:
 
     TensorView view() const { return view_; }
     float* f32() const { return view_.f32(); }
+    bf16* bf() const { return view_.bf(); }
     int64_t numel() const { return view_.numel(); }
     const Shape& shape() const { return view_.shape; }
 

@@ -50,6 +50,7 @@ void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
     cfg.n_shared = s.S;
     cfg.d_ff_shared = s.Fs;
     cfg.renormalize = true;
+    cfg.dtype = o.dtype == "bf16" ? DType::bf16 : DType::f32;
 
     Arena param_arena, grad_arena;
     MoeLayerParamSlots ps = moe_layer_params_reserve(param_arena, cfg);
@@ -88,6 +89,8 @@ void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
     double weights = double(param_arena.bytes());
     double saved = 4.0 * (A * s.D * 2 + A * s.F * 2 + double(s.T) * s.E + double(s.S) * s.T * s.Fs * 2);
     double io = 4.0 * double(s.T) * s.D * (o.backward ? 4 : 2);
+    // bf16 compute also needs the bf16 copies of the expert weights and the rows in bf16.
+    if (cfg.dtype == DType::bf16) saved += weights / 2 + 2.0 * (A + double(s.T)) * s.D;
     double needed = weights + (o.backward ? double(grad_arena.bytes()) : 0.0) + saved + io;
     MoeLoadStats st = moe_layer_load_stats(cache);
 
@@ -123,7 +126,7 @@ void register_bench_layer(CLI::App& bench) {
     cmd->add_option("--shape", o->shape, "S1 mixtral-mini | S2 olmoe-layer | S3 deepseek-style")
         ->check(CLI::IsMember({"S1", "S2", "S3"}));
     cmd->add_flag("--backward", o->backward, "time forward + backward");
-    cmd->add_option("--dtype", o->dtype, "compute dtype")->check(CLI::IsMember({"f32"}));
+    cmd->add_option("--dtype", o->dtype, "compute dtype")->check(CLI::IsMember({"f32", "bf16"}));
     cmd->add_option("--reps", o->reps, "timed repetitions (median reported)")->check(CLI::Range(1, 1000));
     cmd->add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::Range(0, 100));
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));

@@ -9,6 +9,7 @@
 #include "moe/gemm.h"
 #include "moe/kernels.h"
 #include "moe/rng.h"
+#include "moe/moe_layer_internal.h"
 #include "moe/swiglu_experts.h"
 
 namespace moe {
@@ -25,6 +26,8 @@ void moe_layer_validate(const MoeLayerConfig& c) {
     MOE_CHECK(c.n_shared >= 0, op, "n_shared must be >= 0, got " + std::to_string(c.n_shared));
     MOE_CHECK(c.n_shared == 0 || c.d_ff_shared > 0, op,
               "d_ff_shared must be > 0 when n_shared = " + std::to_string(c.n_shared));
+    MOE_CHECK(c.dtype == DType::f32 || c.dtype == DType::bf16, op,
+              std::string("dtype must be f32 or bf16, got ") + dtype_name(c.dtype));
     MOE_CHECK(c.capacity_factor >= 0 && std::isfinite(c.capacity_factor), op,
               "capacity_factor must be >= 0 (0 = dropless), got " + std::to_string(c.capacity_factor));
 }
@@ -74,10 +77,6 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
 
 namespace {
 
-float* grow(Buffer& b, int64_t n) {
-    if (b.numel() < n) b = Buffer(DType::f32, {n});
-    return b.f32();
-}
 
 // Router: logits = x @ router^T, softmax, top-k (ties to the lower expert index), optional
 // renormalisation; also the z-loss and aux-loss ingredients.
@@ -144,6 +143,47 @@ void route_topk_softmax(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeL
 
 }  // namespace
 
+float* grow(Buffer& b, int64_t n) {
+    if (b.numel() < n) b = Buffer(DType::f32, {n});
+    return b.f32();
+}
+
+bf16* grow_bf16(Buffer& b, int64_t n) {
+    if (b.numel() < n) b = Buffer(DType::bf16, {n});
+    return b.bf();
+}
+
+void convert_to_bf16(bf16* out, const float* in, int64_t n) {
+    const KernelTable& k = kernels();
+    parallel_chunks(n, [&](int64_t i, int64_t len) { k.f32_to_bf16(out + i, in + i, len); });
+}
+
+MoeBf16Weights moe_layer_bf16_weights(MoeLayerCache& cache, const MoeLayerConfig& c,
+                                      const MoeLayerParams& p, int64_t e0, int64_t n_local,
+                                      bool refresh) {
+    const int64_t D = c.d_model, F = c.d_ff, S = c.n_shared, Fs = c.d_ff_shared;
+    const int64_t expert = F * D, shared = Fs * D;
+    bf16* base = grow_bf16(cache.weights_b, 3 * n_local * expert + 3 * S * shared);
+    MoeBf16Weights w;
+    w.w1 = base;
+    w.w3 = base + n_local * expert;
+    w.w2 = base + 2 * n_local * expert;
+    w.ws1 = base + 3 * n_local * expert;
+    w.ws3 = w.ws1 + S * shared;
+    w.ws2 = w.ws3 + S * shared;
+    if (refresh) {
+        convert_to_bf16(base, p.w1.f32() + e0 * expert, n_local * expert);
+        convert_to_bf16(base + n_local * expert, p.w3.f32() + e0 * expert, n_local * expert);
+        convert_to_bf16(base + 2 * n_local * expert, p.w2.f32() + e0 * expert, n_local * expert);
+        if (S > 0) {
+            convert_to_bf16(base + 3 * n_local * expert, p.ws1.f32(), S * shared);
+            convert_to_bf16(base + 3 * n_local * expert + S * shared, p.ws3.f32(), S * shared);
+            convert_to_bf16(base + 3 * n_local * expert + 2 * S * shared, p.ws2.f32(), S * shared);
+        }
+    }
+    return w;
+}
+
 void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cache,
                        const MoeLayerConfig& c, const MoeLayerParams& params, TensorView x,
                        ExpertExchange* exchange) {
@@ -189,10 +229,21 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
     float* scratch = grow(cache.scratch, std::max(max_n * F, S > 0 ? T * Fs : int64_t(0)));
     float* out = grow(cache.out, A * D);
     float* out_local = ex.in_place() ? out : grow(cache.out_local, A_local * D);
-    SwigluGroup g{cache.local_offsets.data(), n_local, D, F, params.w1.f32() + e0 * F * D,
-                  params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
-    swiglu_experts_forward(out_local, grow(cache.h1, A_local * F), grow(cache.h3, A_local * F),
-                           scratch, local_rows, g, 0.0f);
+    float* h1 = grow(cache.h1, A_local * F);
+    float* h3 = grow(cache.h3, A_local * F);
+    if (c.dtype == DType::bf16) {
+        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, true);
+        bf16* rows_b = grow_bf16(cache.rows_b, A_local * D);
+        convert_to_bf16(rows_b, local_rows, A_local * D);
+        bf16* scratch_b = grow_bf16(cache.scratch_b, std::max(max_n, S > 0 ? T : int64_t(0)) *
+                                                         (2 * std::max(F, Fs) + D));
+        SwigluGroupBf16 g{cache.local_offsets.data(), n_local, D, F, wb.w1, wb.w3, wb.w2};
+        swiglu_experts_forward_bf16(out_local, h1, h3, scratch, scratch_b, rows_b, g, 0.0f);
+    } else {
+        SwigluGroup g{cache.local_offsets.data(), n_local, D, F, params.w1.f32() + e0 * F * D,
+                      params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
+        swiglu_experts_forward(out_local, h1, h3, scratch, local_rows, g, 0.0f);
+    }
     ex.from_experts(plan, out_local, D, out);
 
     // Combine: each token sums its kept assignments in k order (deterministic).
@@ -212,10 +263,22 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
         float* sh1 = grow(cache.sh1, S * T * Fs);
         float* sh3 = grow(cache.sh3, S * T * Fs);
         int64_t offsets[2] = {0, T};
-        for (int64_t s = 0; s < S; ++s) {
-            SwigluGroup gs{offsets, 1, D, Fs, params.ws1.f32() + s * Fs * D,
-                           params.ws3.f32() + s * Fs * D, params.ws2.f32() + s * D * Fs};
-            swiglu_experts_forward(yp, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, xp, gs, 1.0f);
+        if (c.dtype == DType::bf16) {
+            MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
+            bf16* x_b = grow_bf16(cache.x_b, T * D);
+            convert_to_bf16(x_b, xp, T * D);
+            for (int64_t s = 0; s < S; ++s) {
+                SwigluGroupBf16 gs{offsets, 1, D, Fs, wb.ws1 + s * Fs * D, wb.ws3 + s * Fs * D,
+                                   wb.ws2 + s * D * Fs};
+                swiglu_experts_forward_bf16(yp, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch,
+                                            cache.scratch_b.bf(), x_b, gs, 1.0f);
+            }
+        } else {
+            for (int64_t s = 0; s < S; ++s) {
+                SwigluGroup gs{offsets, 1, D, Fs, params.ws1.f32() + s * Fs * D,
+                               params.ws3.f32() + s * Fs * D, params.ws2.f32() + s * D * Fs};
+                swiglu_experts_forward(yp, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, xp, gs, 1.0f);
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 #include "moe/gemm.h"
 #include "moe/kernels.h"
 #include "moe/moe_layer.h"
+#include "moe/moe_layer_internal.h"
 #include "moe/swiglu_experts.h"
 
 namespace moe {
@@ -92,12 +93,25 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
     std::vector<int64_t> offsets;
     float* dout_local = ex.to_experts(plan, out, D, offsets);
     MOE_CHECK(offsets == cache.local_offsets, op, "the exchange changed the expert layout between forward and backward");
-    const float* rows_local = ex.in_place() ? cache.rows.f32() : cache.rows_local.f32();
-    SwigluGroup g{offsets.data(), n_local, D, F, params.w1.f32() + e0 * F * D,
-                  params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
-    swiglu_experts_backward(dout_local, grads.w1.f32() + e0 * F * D, grads.w3.f32() + e0 * F * D,
-                            grads.w2.f32() + e0 * D * F, dout_local, cache.h1.f32(),
-                            cache.h3.f32(), cache.scratch.f32(), rows_local, g, 0.0f);
+    float* dw1 = grads.w1.f32() + e0 * F * D;
+    float* dw3 = grads.w3.f32() + e0 * F * D;
+    float* dw2 = grads.w2.f32() + e0 * D * F;
+    const bool bf = c.dtype == DType::bf16;
+    // The bf16 copies made by this forward (not refreshed: backward must see the same weights).
+    MoeBf16Weights wb{};
+    if (bf) wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
+    if (bf) {
+        SwigluGroupBf16 g{offsets.data(), n_local, D, F, wb.w1, wb.w3, wb.w2};
+        swiglu_experts_backward_bf16(dout_local, dw1, dw3, dw2, dout_local, cache.h1.f32(),
+                                     cache.h3.f32(), cache.scratch.f32(), cache.scratch_b.bf(),
+                                     cache.rows_b.bf(), g, 0.0f);
+    } else {
+        const float* rows_local = ex.in_place() ? cache.rows.f32() : cache.rows_local.f32();
+        SwigluGroup g{offsets.data(), n_local, D, F, params.w1.f32() + e0 * F * D,
+                      params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
+        swiglu_experts_backward(dout_local, dw1, dw3, dw2, dout_local, cache.h1.f32(),
+                                cache.h3.f32(), cache.scratch.f32(), rows_local, g, 0.0f);
+    }
     ex.from_experts(plan, dout_local, D, out);
 
     // 3. Scatter d rows to tokens: each token sums its kept assignments in k order.
@@ -118,12 +132,22 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
     if (S > 0) {
         int64_t offs[2] = {0, T};
         for (int64_t s = 0; s < S; ++s) {
-            SwigluGroup gs{offs, 1, D, Fs, params.ws1.f32() + s * Fs * D,
-                           params.ws3.f32() + s * Fs * D, params.ws2.f32() + s * D * Fs};
-            swiglu_experts_backward(dxp, grads.ws1.f32() + s * Fs * D, grads.ws3.f32() + s * Fs * D,
-                                    grads.ws2.f32() + s * D * Fs, dyp, cache.sh1.f32() + s * T * Fs,
-                                    cache.sh3.f32() + s * T * Fs, cache.scratch.f32(), x.f32(), gs,
-                                    1.0f);
+            float* dws1 = grads.ws1.f32() + s * Fs * D;
+            float* dws3 = grads.ws3.f32() + s * Fs * D;
+            float* dws2 = grads.ws2.f32() + s * D * Fs;
+            float* sh1 = cache.sh1.f32() + s * T * Fs;
+            float* sh3 = cache.sh3.f32() + s * T * Fs;
+            if (bf) {
+                SwigluGroupBf16 gs{offs, 1, D, Fs, wb.ws1 + s * Fs * D, wb.ws3 + s * Fs * D,
+                                   wb.ws2 + s * D * Fs};
+                swiglu_experts_backward_bf16(dxp, dws1, dws3, dws2, dyp, sh1, sh3, cache.scratch.f32(),
+                                             cache.scratch_b.bf(), cache.x_b.bf(), gs, 1.0f);
+            } else {
+                SwigluGroup gs{offs, 1, D, Fs, params.ws1.f32() + s * Fs * D,
+                               params.ws3.f32() + s * Fs * D, params.ws2.f32() + s * D * Fs};
+                swiglu_experts_backward(dxp, dws1, dws3, dws2, dyp, sh1, sh3, cache.scratch.f32(),
+                                        x.f32(), gs, 1.0f);
+            }
         }
     }
     cache.T = 0;  // the saved activations were consumed

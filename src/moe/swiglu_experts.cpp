@@ -6,22 +6,15 @@
 #include "moe/kernels.h"
 
 namespace moe {
-namespace {
-
-// Element-wise kernels over a large array, split in 4 KiB-aligned chunks across the threads.
-template <typename Fn>
-void parallel_chunks(int64_t n, Fn&& fn) {
-    const int64_t chunk = 16384;
+void parallel_chunks(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+    const int64_t chunk = 16384;  // 64 KiB of f32: large enough to amortise the call
     int64_t n_chunks = (n + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (n_chunks > 1)
     for (int64_t c = 0; c < n_chunks; ++c) {
         int64_t begin = c * chunk;
-        int64_t len = n - begin < chunk ? n - begin : chunk;
-        fn(begin, len);
+        fn(begin, n - begin < chunk ? n - begin : chunk);
     }
 }
-
-}  // namespace
 
 void swiglu_experts_forward(float* out, float* h1, float* h3, float* scratch, const float* rows,
                             const SwigluGroup& g, float beta_out) {

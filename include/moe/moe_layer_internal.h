@@ -1,0 +1,20 @@
+// Pieces the layer's forward and backward share (not part of the public API).
+#pragma once
+#include "moe/moe_layer.h"
+
+namespace moe {
+
+float* grow(Buffer& b, int64_t n);      // f32 buffer of at least n values (grows, never shrinks)
+bf16* grow_bf16(Buffer& b, int64_t n);  // the same in bf16
+void convert_to_bf16(bf16* out, const float* in, int64_t n);  // threaded
+
+// Pointers into cache.weights_b: the bf16 copies of experts [e0, e0 + n_local) and of the
+// shared experts. `refresh` converts the f32 masters (once per forward).
+struct MoeBf16Weights {
+    const bf16 *w1, *w3, *w2, *ws1, *ws3, *ws2;
+};
+MoeBf16Weights moe_layer_bf16_weights(MoeLayerCache& cache, const MoeLayerConfig& c,
+                                      const MoeLayerParams& p, int64_t e0, int64_t n_local,
+                                      bool refresh);
+
+}  // namespace moe
