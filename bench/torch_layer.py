@@ -32,7 +32,11 @@ class MoeLayer(torch.nn.Module):
         self.E, self.K, self.impl = E, K, impl
         init = lambda *s: torch.nn.Parameter(torch.randn(*s) / s[-1] ** 0.5)
         self.router = init(E, D)
-        self.w1, self.w3, self.w2 = init(E, F_, D), init(E, F_, D), init(E, D, F_)
+        # One parameter per expert, as Hugging Face's ModuleList of experts: indexing one
+        # stacked (E, F, D) parameter would make autograd build a full-size gradient per expert.
+        self.w1 = torch.nn.ParameterList([init(F_, D) for _ in range(E)])
+        self.w3 = torch.nn.ParameterList([init(F_, D) for _ in range(E)])
+        self.w2 = torch.nn.ParameterList([init(D, F_) for _ in range(E)])
         self.shared = torch.nn.ParameterList([init(Fs, D) for _ in range(3 * S)]) if S else None
         if S:  # the down projections are (D, Fs)
             for s in range(S):
@@ -57,12 +61,10 @@ class MoeLayer(torch.nn.Module):
             order = torch.argsort(flat, stable=True)
             tokens = order // self.K
             counts = torch.bincount(flat, minlength=self.E).tolist()
-            rows = x[tokens]
-            outs, start = [], 0
-            for e, n in enumerate(counts):
-                if n:
-                    outs.append(self.expert(rows[start:start + n], e))
-                start += n
+            # torch.split, not slicing: the backward of 64 slices of one tensor would build 64
+            # full-size zero gradients; split's backward is one concatenation.
+            chunks = torch.split(x[tokens], counts)
+            outs = [self.expert(chunk, e) for e, chunk in enumerate(chunks) if chunk.shape[0]]
             out = torch.cat(outs) * w.reshape(-1)[order, None]
             y.index_add_(0, tokens, out)
         if self.shared is not None:
