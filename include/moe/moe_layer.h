@@ -61,6 +61,16 @@ struct MoeLayerLosses {
     float z = 0;    // mean_t logsumexp(logits_t)^2 (ST-MoE)
 };
 
+// Wall-clock seconds of each phase of the last forward and backward (for benchmarks and logs).
+struct MoePhaseTimes {
+    double router = 0;    // logits, softmax, top-k, losses, route plan
+    double dispatch = 0;  // gather rows in plan order + exchange to the experts' owners
+    double experts = 0;   // grouped expert compute
+    double combine = 0;   // exchange back + weighted sum per token
+    double shared = 0;    // shared experts
+    double bwd_combine = 0, bwd_experts = 0, bwd_scatter = 0, bwd_router = 0, bwd_shared = 0;
+};
+
 // What forward saves for backward, reused across calls (buffers grow, never shrink, so any
 // batch shape works). Backward consumes it: one backward per forward.
 struct MoeLayerCache {
@@ -79,6 +89,7 @@ struct MoeLayerCache {
     // (refreshed every forward, as the masters may have changed), the rows and x in bf16.
     Buffer weights_b, rows_b, x_b, scratch_b;
     std::vector<int64_t> local_offsets;
+    MoePhaseTimes times;
 };
 
 // Expert-load statistics of the last forward, for logs and metrics.

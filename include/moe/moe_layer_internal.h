@@ -1,5 +1,7 @@
 // Pieces the layer's forward and backward share (not part of the public API).
 #pragma once
+#include <chrono>
+
 #include "moe/moe_layer.h"
 
 namespace moe {
@@ -16,5 +18,19 @@ struct MoeBf16Weights {
 MoeBf16Weights moe_layer_bf16_weights(MoeLayerCache& cache, const MoeLayerConfig& c,
                                       const MoeLayerParams& p, int64_t e0, int64_t n_local,
                                       bool refresh);
+
+// Seconds since the previous lap (or construction).
+class PhaseClock {
+public:
+    double lap() {
+        auto now = std::chrono::steady_clock::now();
+        double s = std::chrono::duration<double>(now - last_).count();
+        last_ = now;
+        return s;
+    }
+
+private:
+    std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
 
 }  // namespace moe

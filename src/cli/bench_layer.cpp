@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -73,13 +74,17 @@ void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
     MoeLayerCache cache;
     MoeLayerLosses losses;
     std::vector<double> times;
+    std::vector<MoePhaseTimes> phases;
     for (int r = 0; r < o.warmup + o.reps; ++r) {
         auto t0 = std::chrono::steady_clock::now();
         moe_layer_forward(y.view(), losses, cache, cfg, params, x.view());
         if (o.backward)
             moe_layer_backward(dx.view(), grads, dy.view(), 0.01f, 0.001f, cache, cfg, params, x.view());
         auto t1 = std::chrono::steady_clock::now();
-        if (r >= o.warmup) times.push_back(std::chrono::duration<double>(t1 - t0).count());
+        if (r >= o.warmup) {
+            times.push_back(std::chrono::duration<double>(t1 - t0).count());
+            phases.push_back(cache.times);
+        }
     }
     double med = median(times);
     double fwd_flops = double(s.T) * s.K * 6.0 * s.D * s.F + double(s.T) * s.S * 6.0 * s.D * s.Fs;
@@ -114,6 +119,20 @@ void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
     j["rss_over_needed"] = peak_rss_mb() / (needed / 1048576.0);
     j["load_max_over_mean"] = st.max_over_mean;
     j["aux_loss"] = losses.aux;
+    // Phase split of the median run, in ms.
+    const MoePhaseTimes& ph = phases[size_t(std::min_element(times.begin(), times.end(), [&](double a, double b) {
+        return std::fabs(a - med) < std::fabs(b - med); }) - times.begin())];
+    nlohmann::json split = {{"router", ph.router * 1e3}, {"dispatch", ph.dispatch * 1e3},
+                            {"experts", ph.experts * 1e3}, {"combine", ph.combine * 1e3},
+                            {"shared", ph.shared * 1e3}};
+    if (o.backward) {
+        split["bwd_combine"] = ph.bwd_combine * 1e3;
+        split["bwd_experts"] = ph.bwd_experts * 1e3;
+        split["bwd_scatter"] = ph.bwd_scatter * 1e3;
+        split["bwd_router"] = ph.bwd_router * 1e3;
+        split["bwd_shared"] = ph.bwd_shared * 1e3;
+    }
+    j["phase_ms"] = split;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
 }

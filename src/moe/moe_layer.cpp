@@ -205,9 +205,11 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
     ExpertExchange& ex = exchange ? *exchange : local;
 
     cache.T = T;
+    PhaseClock clock;
     route_topk_softmax(cache, losses, c, params.router.f32(), x.f32(), T);
     RoutePlan& plan = cache.plan;
     route_plan_build(plan, T, K, E, route_capacity(c.capacity_factor, T, K, E));
+    cache.times.router = clock.lap();
 
     // Dispatch: gather rows in plan order, then hand them to the experts' owners.
     const int64_t A = plan.n_assignments();
@@ -223,6 +225,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
         local_rows = std::copy_n(local_rows, A_local * D, grow(cache.rows_local, A_local * D)) - A_local * D;
     }
 
+    cache.times.dispatch = clock.lap();
     int64_t max_n = 0;
     for (int64_t e = 0; e < n_local; ++e)
         max_n = std::max(max_n, cache.local_offsets[size_t(e + 1)] - cache.local_offsets[size_t(e)]);
@@ -244,6 +247,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
                       params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
         swiglu_experts_forward(out_local, h1, h3, scratch, local_rows, g, 0.0f);
     }
+    cache.times.experts = clock.lap();
     ex.from_experts(plan, out_local, D, out);
 
     // Combine: each token sums its kept assignments in k order (deterministic).
@@ -258,6 +262,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
         }
     }
 
+    cache.times.combine = clock.lap();
     // Shared experts: every token, weight 1, accumulated straight into y.
     if (S > 0) {
         float* sh1 = grow(cache.sh1, S * T * Fs);
@@ -281,6 +286,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
             }
         }
     }
+    cache.times.shared = clock.lap();
 }
 
 MoeLoadStats moe_layer_load_stats(const MoeLayerCache& cache) {

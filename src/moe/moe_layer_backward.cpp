@@ -78,6 +78,7 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
     float* dxp = dx.f32();
     float* out = cache.out.f32();
 
+    PhaseClock clock;
     // 1. Combine backward: d weight_a = <dy_t, out_a>, then out_a := weight_a * dy_t is the
     //    gradient of the expert output, written over the output it no longer needs.
     std::vector<float> dw(static_cast<size_t>(A));
@@ -88,6 +89,7 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
         k.scale_copy(out + a * D, plan.weight[size_t(a)], dyt, D);
     }
 
+    cache.times.bwd_combine = clock.lap();
     // 2. Experts backward on the owners' rows; d rows come back in plan order, over `out`.
     const int64_t e0 = ex.expert_begin(plan), n_local = ex.expert_end(plan) - e0;
     std::vector<int64_t> offsets;
@@ -114,6 +116,7 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
     }
     ex.from_experts(plan, dout_local, D, out);
 
+    cache.times.bwd_experts = clock.lap();
     // 3. Scatter d rows to tokens: each token sums its kept assignments in k order.
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; ++t)
@@ -122,12 +125,14 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
             if (a >= 0) k.axpy(dxp + t * D, 1.0f, out + int64_t(a) * D, D);
         }
 
+    cache.times.bwd_scatter = clock.lap();
     // 4. Router: d logits, then d router = dlogits^T @ x, dx += dlogits @ router.
     std::vector<float> dlogits(static_cast<size_t>(T * E));
     router_backward(dlogits.data(), cache, dw, c, aux_coef, z_coef);
     gemm_f32(true, false, E, D, T, 1.0f, dlogits.data(), E, x.f32(), D, 1.0f, grads.router.f32(), D);
     gemm_f32(false, false, T, D, E, 1.0f, dlogits.data(), E, params.router.f32(), D, 1.0f, dxp, D);
 
+    cache.times.bwd_router = clock.lap();
     // 5. Shared experts: every token with weight 1, d rows accumulate straight into dx.
     if (S > 0) {
         int64_t offs[2] = {0, T};
@@ -150,6 +155,7 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
             }
         }
     }
+    cache.times.bwd_shared = clock.lap();
     cache.T = 0;  // the saved activations were consumed
 }
 
