@@ -2,7 +2,7 @@
 // (16 k-pairs x 16 columns x 2) B tile into a 16 x 16 f32 C tile.
 //
 // Why AMX and not AVX512-BF16: measured on a Sapphire Rapids core, VDPBF16PS zmm issues at
-// 1.3 G/s against 5.1 G/s for VFMADD231PS zmm (build-scratch microbenchmark in
+// 1.3 G/s against 5.1 G/s for VFMADD231PS zmm (24 independent chains of each, one core;
 // docs/benchmarks.md): 82 bf16 GFLOP/s against 164 f32 GFLOP/s per core, so a VDPBF16PS kernel
 // is slower than widening to f32. One TDPBF16PS does 16 x 16 x 32 multiply-adds.
 //
@@ -47,41 +47,51 @@ void configure_tiles() {
     _tile_loadconfig(&cfg);
 }
 
-inline uint16_t at(const bf16* X, bool trans, int64_t ld, int64_t r, int64_t c) {
-    return trans ? X[c * ld + r].bits : X[r * ld + c].bits;  // element (r, c) of op(X)
-}
-
-// A panel: rows [m0, m0 + 32) x k [k0, k0 + kc) of op(A), row-major with row length kc_pad.
+// A panel: rows [m0, m0 + 32) x k [k0, k0 + kc) of op(A), row-major with row length kc_pad,
+// zero padded. Reads run along memory: rows of A, or for a transposed A its rows k.
 void pack_a(uint16_t* out, const bf16* A, bool ta, int64_t lda, int64_t m0, int64_t m, int64_t k0,
             int64_t kc, int64_t kc_pad) {
-    for (int64_t i = 0; i < kMR; ++i) {
-        uint16_t* row = out + i * kc_pad;
-        if (i >= m) {
-            std::memset(row, 0, size_t(kc_pad) * 2);
-            continue;
+    std::memset(out, 0, size_t(kMR * kc_pad) * 2);
+    if (!ta) {
+        for (int64_t i = 0; i < m; ++i)
+            std::memcpy(out + i * kc_pad, A + (m0 + i) * lda + k0, size_t(kc) * 2);
+    } else {
+        for (int64_t k = 0; k < kc; ++k) {
+            const bf16* src = A + (k0 + k) * lda + m0;
+            for (int64_t i = 0; i < m; ++i) out[i * kc_pad + k] = src[i].bits;
         }
-        if (!ta) {
-            std::memcpy(row, A + (m0 + i) * lda + k0, size_t(kc) * 2);
-        } else {
-            for (int64_t k = 0; k < kc; ++k) row[k] = A[(k0 + k) * lda + m0 + i].bits;
-        }
-        std::memset(row + kc, 0, size_t(kc_pad - kc) * 2);
     }
 }
 
-// B panel: k [k0, k0 + kc) x columns [n0, n0 + 32) of op(B) -> [pair][column][2].
+// B panel: k [k0, k0 + kc) x columns [n0, n0 + 32) of op(B) -> [pair][column][2], zero padded.
+// Transposed B (stored (N, K), e.g. a weight (F, D)): a k-pair is one 32-bit load of a row.
+// Otherwise two rows k, k + 1 are interleaved.
 void pack_b(uint16_t* out, const bf16* B, bool tb, int64_t ldb, int64_t k0, int64_t kc,
             int64_t kc_pad, int64_t n0, int64_t n) {
-    for (int64_t p = 0; p < kc_pad / 2; ++p)
-        for (int64_t j = 0; j < kNR; ++j) {
-            uint16_t lo = 0, hi = 0;
-            if (j < n) {
-                if (2 * p < kc) lo = at(B, tb, ldb, k0 + 2 * p, n0 + j);
-                if (2 * p + 1 < kc) hi = at(B, tb, ldb, k0 + 2 * p + 1, n0 + j);
+    const int64_t kp = kc_pad / 2, full = kc / 2;  // pairs in the panel; pairs with both k
+    uint32_t* out32 = reinterpret_cast<uint32_t*>(out);
+    if (n < kNR || kc != kc_pad) std::memset(out, 0, size_t(kp * kNR) * 4);
+    if (tb) {
+        for (int64_t j = 0; j < n; ++j) {
+            const bf16* row = B + (n0 + j) * ldb + k0;
+            for (int64_t p = 0; p < full; ++p) {
+                uint32_t v;
+                std::memcpy(&v, row + 2 * p, 4);
+                out32[p * kNR + j] = v;
             }
-            out[(p * kNR + j) * 2] = lo;
-            out[(p * kNR + j) * 2 + 1] = hi;
+            if (kc % 2) out32[full * kNR + j] = row[kc - 1].bits;
         }
+    } else {
+        for (int64_t p = 0; p < full; ++p) {
+            const bf16* r0 = B + (k0 + 2 * p) * ldb + n0;
+            const bf16* r1 = r0 + ldb;
+            for (int64_t j = 0; j < n; ++j) out32[p * kNR + j] = r0[j].bits | (uint32_t(r1[j].bits) << 16);
+        }
+        if (kc % 2) {
+            const bf16* r0 = B + (k0 + kc - 1) * ldb + n0;
+            for (int64_t j = 0; j < n; ++j) out32[full * kNR + j] = r0[j].bits;
+        }
+    }
 }
 
 // C block (m <= 32, n <= 32) = alpha * A_panel @ B_panel + beta * C (beta == 0: C not read).
