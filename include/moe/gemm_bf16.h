@@ -42,8 +42,8 @@ void gemm_bf16_path(CpuPath path, bool trans_a, bool trans_b, int64_t M, int64_t
                     float beta, float* C, int64_t ldc);
 
 // Internal: one microkernel, the panel layout it reads and the cache blocking it was tuned
-// with. Defined in src/kernels/gemm_bf16.cpp (scalar; the avx512 one is built there from
-// kGemmOwnAvx512), src/kernels/avx2/ and src/kernels/avx512_bf16/.
+// with. Defined in src/kernels/gemm_bf16.cpp (scalar; the avx2 and avx512 ones are built there
+// from the own f32 GEMM's tiles) and src/kernels/avx512_bf16/.
 enum class Bf16PanelLayout {
     // f32, widened while packing: A micro-panel (kc, mr), B micro-panel (kc, nr).
     f32,
@@ -67,7 +67,6 @@ struct GemmBf16Kernel {
 };
 
 extern const GemmBf16Kernel kGemmBf16Scalar;
-extern const GemmBf16Kernel kGemmBf16Avx2;
 extern const GemmBf16Kernel kGemmBf16Avx512Bf16;
 
 }  // namespace moe

@@ -1,7 +1,7 @@
 // bf16 GEMM (f32 accumulation, f32 C): the portable blocked driver and the scalar reference
-// microkernel. The microkernels live in src/kernels/avx2/ (f32, widened while packing) and
-// src/kernels/avx512_bf16/ (VDPBF16PS on bf16 k-pairs); include/moe/gemm_bf16.h has the
-// contract.
+// microkernel. The AVX2 and AVX-512 paths reuse the own f32 GEMM's tiles on operands widened
+// while packing; src/kernels/avx512_bf16/ has the VDPBF16PS and AMX kernels;
+// include/moe/gemm_bf16.h has the contract.
 //
 // Structure (BLIS, as in gemm_own.cpp), with the packing shared by all threads:
 //   for ic0 in M step MB               row super-block: bounds the shared A buffer
@@ -264,6 +264,15 @@ void gemm_run(const GemmBf16Kernel& kr, bool trans_a, bool trans_b, int64_t M, i
     }
 }
 
+// AVX2: widen while packing and run the own f32 GEMM's 6 x 16 AVX2 tile
+// (src/kernels/avx2/gemm_own_avx2.cpp, where its register and port budget is written down),
+// with this driver's KC = 192 so the summation order is the scalar twin's.
+void tile_own_avx2(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, int m, int n,
+                   float alpha, float beta) {
+    kGemmOwnAvx2.tile(kc, static_cast<const float*>(a), static_cast<const float*>(b), c, ldc, m,
+                      n, alpha, beta);
+}
+
 // AVX-512F without BF16 instructions: widen while packing, as for AVX2, and run the own f32
 // GEMM's AVX-512 tile (12 x 32, src/kernels/avx512/gemm_own_avx512.cpp): it reads the same f32
 // panel layout and has the same epilogue contract, so only the pointer types need adapting.
@@ -279,7 +288,13 @@ const GemmBf16Kernel& kernel_for(CpuPath path) {
               std::string("this CPU cannot run the ") + cpu_path_name(path) + " path");
     switch (path) {
         case CpuPath::scalar: return kGemmBf16Scalar;
-        case CpuPath::avx2: return kGemmBf16Avx2;
+        case CpuPath::avx2: {
+            // MC 144 (A block 108 KiB in L2), KC 192 (B micro-panel 12 KiB in L1), NC 3072
+            // (B block 2.25 MiB in L3: the MoE widths fit in one block).
+            static const GemmBf16Kernel k = {CpuPath::avx2, Bf16PanelLayout::f32, kGemmOwnAvx2.mr,
+                                             kGemmOwnAvx2.nr, 144, 192, 3072, tile_own_avx2};
+            return k;
+        }
         case CpuPath::avx512: {
             // Built on first use, not at static initialisation: kGemmOwnAvx512 lives in another
             // translation unit, whose initialisation order is unspecified.
