@@ -171,7 +171,9 @@ TEST(Gemm, PathsListed) {
     const auto list = impls();
     ASSERT_GE(list.size(), 2u);
     EXPECT_EQ(list.front().name, "own_scalar");
-    if (moe::cpu_supports(CpuPath::avx2)) EXPECT_EQ(list[1].name, "own_avx2");
+    if (moe::cpu_supports(CpuPath::avx2)) {
+        EXPECT_EQ(list[1].name, "own_avx2");
+    }
 }
 
 TEST(Gemm, OddShapesAllTransposes) {
