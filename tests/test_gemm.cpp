@@ -103,8 +103,8 @@ Problem make_problem(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t 
     for (int64_t i = 0; i < M; ++i) {
         for (int64_t j = 0; j < N; ++j) {
             double s = 0.0, sa = 0.0;
-            const double* ai = &a[size_t(i * K)];
-            const double* bj = &bt[size_t(j * K)];
+            const double* ai = a.data() + i * K;  // K may be 0: no element to reference
+            const double* bj = bt.data() + j * K;
             for (int64_t p = 0; p < K; ++p) {
                 s += ai[p] * bj[p];
                 sa += std::fabs(ai[p] * bj[p]);

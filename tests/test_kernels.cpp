@@ -138,7 +138,9 @@ TEST(Kernels, Bf16ConversionsAreBitExact) {
             std::vector<float> back(static_cast<size_t>(len)), back_ref(static_cast<size_t>(len));
             t->bf16_to_f32(back.data(), got.data(), len);
             ref.bf16_to_f32(back_ref.data(), got.data(), len);
-            ASSERT_EQ(std::memcmp(back.data(), back_ref.data(), size_t(len) * 4), 0) << cpu_path_name(t->path);
+            if (len > 0) {  // memcmp on the null data() of an empty vector is undefined
+                ASSERT_EQ(std::memcmp(back.data(), back_ref.data(), size_t(len) * 4), 0) << cpu_path_name(t->path);
+            }
         }
 }
 

@@ -19,6 +19,8 @@
 // - NC = 4080 (255 x 16): the B block (256 x 4080 floats = 4 MiB) per thread in L3.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "moe/gemm_own.h"
 
 namespace moe {
@@ -96,7 +98,9 @@ void tile_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc
     for (int i = 0; i < m; ++i) {
         float* ci = c + i * ldc;
         for (int j = 0; j < n; ++j)
-            ci[j] = read_c ? alpha * t[i][j] + beta * ci[j] : alpha * t[i][j];
+            // Explicit fma, as the full-tile store: the same rounding at any optimisation level
+            // (GCC contracts a * b + c for C++ only when optimising).
+            ci[j] = read_c ? std::fma(alpha, t[i][j], beta * ci[j]) : alpha * t[i][j];
     }
 }
 

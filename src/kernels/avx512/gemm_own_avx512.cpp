@@ -16,6 +16,8 @@
 // The edge tile goes through a buffer, as in the AVX2 kernel: simple, and rare.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "moe/gemm_own.h"
 
 namespace moe {
@@ -109,7 +111,9 @@ void tile_12x32(int64_t kc, const float* a, const float* b, float* c, int64_t ld
     for (int i = 0; i < m; ++i) {
         float* ci = c + i * ldc;
         for (int j = 0; j < n; ++j)
-            ci[j] = read_c ? alpha * t[i][j] + beta * ci[j] : alpha * t[i][j];
+            // Explicit fma, as the full-tile store: the same rounding at any optimisation level
+            // (GCC contracts a * b + c for C++ only when optimising).
+            ci[j] = read_c ? std::fma(alpha, t[i][j], beta * ci[j]) : alpha * t[i][j];
     }
 }
 
