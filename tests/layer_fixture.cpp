@@ -16,8 +16,8 @@ static void load_into(const SafetensorsFile& f, const std::string& name, const T
     std::memcpy(t.data, v.data(), v.size() * 4);
 }
 
-LayerFixture::LayerFixture(const std::string& name)
-    : file(std::string(MOE_FIXTURE_DIR) + "/layer_" + name + ".safetensors") {
+LayerFixture::LayerFixture(const std::string& name, const std::string& prefix)
+    : file(std::string(MOE_FIXTURE_DIR) + "/" + prefix + name + ".safetensors") {
     auto i = [&](const char* k) { return std::stoll(file.meta(k)); };
     T = i("T");
     cfg.d_model = i("D");
@@ -30,6 +30,24 @@ LayerFixture::LayerFixture(const std::string& name)
     cfg.capacity_factor = std::stod(file.meta("capacity_factor"));
     aux_coef = std::stof(file.meta("aux_coef"));
     z_coef = std::stof(file.meta("z_coef"));
+    if (file.metadata().count("router")) {
+        RouterConfig& r = cfg.router;
+        r.kind = parse_router_kind(file.meta("router"));
+        r.norm_p = std::stod(file.meta("norm_p"));
+        r.routed_scaling_factor = std::stod(file.meta("routed_scaling_factor"));
+        r.n_group = i("n_group");
+        r.topk_group = i("topk_group");
+        r.seq_len = i("seq_len");
+        r.top_p = std::stod(file.meta("top_p"));
+        r.router_jitter_noise = std::stod(file.meta("jitter"));
+        r.seed = uint64_t(i("seed"));
+        entropy_coef = std::stof(file.meta("entropy_coef"));
+        noise.given = true;
+        if (file.has("router.noise")) noise.normal = file.f32("router.noise");
+        if (file.has("router.uniform")) noise.uniform = file.f32("router.uniform");
+        if (file.has("router.jitter")) noise.jitter = file.f32("router.jitter");
+        if (file.has("token_ids")) token_ids = file.i32("token_ids");
+    }
     MoeLayerParamSlots ps = moe_layer_params_reserve(param_arena, cfg);
     MoeLayerParamSlots gs = moe_layer_params_reserve(grad_arena, cfg);
     param_arena.allocate();
@@ -37,6 +55,8 @@ LayerFixture::LayerFixture(const std::string& name)
     params = moe_layer_params_point(param_arena, ps);
     grads = moe_layer_params_point(grad_arena, gs);
     load_into(file, "router.weight", params.router);
+    if (file.has("router.noise_weight")) load_into(file, "router.noise_weight", params.router_noise);
+    if (file.has("router.bias")) load_into(file, "router.bias", params.router_bias);
     load_into(file, "experts.w1", params.w1);
     load_into(file, "experts.w3", params.w3);
     load_into(file, "experts.w2", params.w2);

@@ -1,4 +1,5 @@
-// Loads a layer fixture written by tools/gen_layer_fixtures.py (PyTorch, float64 reference)
+// Loads a layer fixture written by tools/gen_layer_fixtures.py or tools/gen_router_fixtures.py
+// (PyTorch, float64 reference)
 // into a config, parameters and inputs the C++ layer takes.
 #pragma once
 #include <string>
@@ -14,12 +15,16 @@ struct LayerFixture {
     SafetensorsFile file;
     MoeLayerConfig cfg;
     int64_t T = 0;
-    float aux_coef = 0, z_coef = 0;
+    float aux_coef = 0, z_coef = 0, entropy_coef = 0;
+    RouterNoise noise;               // the reference's random draws (router fixtures)
+    std::vector<int32_t> token_ids;  // (T,) when the fixture has them (hash router)
     Arena param_arena, grad_arena;
     MoeLayerParams params, grads;
     Buffer x, dy;
 
-    explicit LayerFixture(const std::string& name);
+    // tests/fixtures/<prefix><name>.safetensors: layer_ (gen_layer_fixtures.py) or router_
+    // (gen_router_fixtures.py, whose metadata also sets the router's options).
+    explicit LayerFixture(const std::string& name, const std::string& prefix = "layer_");
 };
 
 // Max |got - want| over max(|want|): the error relative to the tensor's scale.

@@ -67,7 +67,7 @@ TEST(ExpertExchange, NotInPlaceExchangeGivesIdenticalResults) {
             MoeLayerCache cache;
             MoeLayerLosses losses;
             moe_layer_forward(yb.view(), losses, cache, c, p, x.view(), ex);
-            moe_layer_backward(dxb.view(), g, dy.view(), 0.01f, 0.001f, cache, c, p, x.view(), ex);
+            moe_layer_backward(dxb.view(), g, dy.view(), {0.01f, 0.001f}, cache, c, p, x.view(), ex);
             y.assign(yb.f32(), yb.f32() + yb.numel());
             dx.assign(dxb.f32(), dxb.f32() + dxb.numel());
             dw1.assign(g.w1.f32(), g.w1.f32() + g.w1.numel());

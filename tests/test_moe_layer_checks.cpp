@@ -53,7 +53,7 @@ struct SmallLayer {
     }
     void backward() {
         moe_layer_forward(y.view(), losses, cache, cfg, p, x.view());
-        moe_layer_backward(dx.view(), g, dy.view(), aux_coef, z_coef, cache, cfg, p, x.view());
+        moe_layer_backward(dx.view(), g, dy.view(), {aux_coef, z_coef}, cache, cfg, p, x.view());
     }
 };
 
@@ -229,11 +229,11 @@ TEST(MoeLayerErrors, BadInputsNameOpAndShapes) {
     L.x.f32()[13] = 0.5f;
     // Backward without (or twice after) a forward.
     MoeLayerCache fresh;
-    EXPECT_NE(error_of([&] { moe_layer_backward(L.dx.view(), L.g, L.dy.view(), 0, 0, fresh, L.cfg, L.p, L.x.view()); })
+    EXPECT_NE(error_of([&] { moe_layer_backward(L.dx.view(), L.g, L.dy.view(), {}, fresh, L.cfg, L.p, L.x.view()); })
                   .find("without a forward"),
               std::string::npos);
     L.backward();
-    EXPECT_NE(error_of([&] { moe_layer_backward(L.dx.view(), L.g, L.dy.view(), 0, 0, L.cache, L.cfg, L.p, L.x.view()); })
+    EXPECT_NE(error_of([&] { moe_layer_backward(L.dx.view(), L.g, L.dy.view(), {}, L.cache, L.cfg, L.p, L.x.view()); })
                   .find("without a forward"),
               std::string::npos);
 }

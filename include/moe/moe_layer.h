@@ -10,6 +10,7 @@
 #include "moe/arena.h"
 #include "moe/expert_exchange.h"
 #include "moe/route_plan.h"
+#include "moe/router.h"
 #include "moe/tensor.h"
 
 namespace moe {
@@ -27,6 +28,7 @@ struct MoeLayerConfig {
     // gradients and saved activations). The router always runs in f32 (Switch's selective
     // precision: its softmax is where bf16 rounding hurts).
     DType dtype = DType::f32;
+    RouterConfig router;  // the routing family and its options (docs/routers.md)
 };
 
 // Throws "[moe_layer] ..." when the sizes are impossible (E = 0, K > E, ...).
@@ -34,7 +36,9 @@ void moe_layer_validate(const MoeLayerConfig& cfg);
 
 // Views of the layer's tensors, parameters or their gradients (same layout).
 struct MoeLayerParams {
-    TensorView router;  // (E, D)
+    TensorView router;        // (E, D); hash: unused
+    TensorView router_noise;  // (E, D) noisy_topk's noise weights, else (0, D)
+    TensorView router_bias;   // (E,) sigmoid_bias's selection bias (no gradient), else (0,)
     TensorView w1;      // (E, F, D) gate
     TensorView w3;      // (E, F, D) up
     TensorView w2;      // (E, D, F) down
@@ -49,16 +53,22 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
 
 // Reserves the tensors in `arena`; after arena.allocate(), moe_layer_params_point gives views.
 struct MoeLayerParamSlots {
-    size_t router, w1, w3, w2, ws1, ws3, ws2;
+    size_t router, router_noise, router_bias, w1, w3, w2, ws1, ws3, ws2;
 };
 MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& cfg);
 MoeLayerParams moe_layer_params_point(const Arena& arena, const MoeLayerParamSlots& slots);
-// Mixtral-style init: N(0, 1/sqrt(fan_in)) for every matrix.
+// Mixtral-style init: N(0, 1/sqrt(fan_in)) for every matrix; router_bias = 0.
 void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed);
 
 struct MoeLayerLosses {
-    float aux = 0;  // E * sum_e f_e * P_e (Switch / HF Mixtral); = K when perfectly balanced
-    float z = 0;    // mean_t logsumexp(logits_t)^2 (ST-MoE)
+    float aux = 0;      // the router's balance loss (topk: E * sum_e f_e * P_e, = K when balanced)
+    float z = 0;        // mean_t logsumexp(logits_t)^2 (ST-MoE)
+    float entropy = 0;  // mean_t entropy of the router's softmax (top-p's dynamic loss)
+};
+
+// The coefficients of the losses in L = sum(y * dy) + aux * aux + z * z + entropy * entropy.
+struct MoeLossCoefs {
+    float aux = 0, z = 0, entropy = 0;
 };
 
 // Wall-clock seconds of each phase of the last forward and backward (for benchmarks and logs).
@@ -76,9 +86,7 @@ struct MoePhaseTimes {
 struct MoeLayerCache {
     int64_t T = 0;
     RoutePlan plan;
-    std::vector<float> probs;        // (T, E)
-    std::vector<float> lse;          // (T,) logsumexp of the logits
-    std::vector<float> load;         // (E,) f_e, fraction of tokens choosing e (before drops)
+    RouterCache router;
     Buffer rows;                     // (A, D) inputs gathered in plan order
     Buffer h1, h3;                   // (A, F) gate / up pre-activations
     Buffer out;                      // (A, D) expert outputs in plan order
@@ -102,15 +110,21 @@ struct MoeLoadStats {
 MoeLoadStats moe_layer_load_stats(const MoeLayerCache& cache);
 
 // y (T, D) = layer(x (T, D)). `exchange` moves rows to the experts' owners; nullptr = local.
+// token_ids (T,): the tokens' vocabulary ids, needed by the hash router only.
 void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cache,
                        const MoeLayerConfig& cfg, const MoeLayerParams& params, TensorView x,
-                       ExpertExchange* exchange = nullptr);
+                       ExpertExchange* exchange = nullptr, const int32_t* token_ids = nullptr);
 
-// Gradients of L = sum(y * dy) + aux_coef * aux + z_coef * z. Accumulates (+=) into dx (T, D)
-// and into every tensor of `grads`, llm.c style.
-void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView dy, float aux_coef,
-                        float z_coef, MoeLayerCache& cache, const MoeLayerConfig& cfg,
-                        const MoeLayerParams& params, TensorView x,
+// Gradients of L = sum(y * dy) + coefs.aux * aux + coefs.z * z + coefs.entropy * entropy.
+// Accumulates (+=) into dx (T, D) and into every tensor of `grads`, llm.c style.
+void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView dy,
+                        const MoeLossCoefs& coefs, MoeLayerCache& cache,
+                        const MoeLayerConfig& cfg, const MoeLayerParams& params, TensorView x,
                         ExpertExchange* exchange = nullptr);
+
+// sigmoid_bias's auxiliary-loss-free balancing (DeepSeek-V3): after a step,
+// bias_e += bias_update_rate * sign(mean load - load_e), load from the last forward's plan.
+void moe_layer_update_bias(const MoeLayerParams& params, const MoeLayerCache& cache,
+                           const MoeLayerConfig& cfg);
 
 }  // namespace moe

@@ -34,9 +34,12 @@ struct RoutePlan {
 // capacity_factor <= 0 (dropless).
 int64_t route_capacity(double capacity_factor, int64_t T, int64_t K, int64_t E);
 
-// Builds the plan from the per-token top-k already stored in plan.topk_idx / topk_weight
-// (T, K). With capacity > 0, assignment (t, k) is kept iff fewer than `capacity` assignments to
-// the same expert precede it in (k, t) order (first choices of all tokens first, GShard).
-void route_plan_build(RoutePlan& plan, int64_t T, int64_t K, int64_t E, int64_t capacity);
+// Builds the plan from the per-token view already stored in plan.topk_idx / topk_weight
+// (T, K). Slots with skip[t * K + k] != 0 (skip may be nullptr) are left empty: no assignment,
+// no capacity taken, not counted as dropped; their topk_idx may be -1. With capacity > 0,
+// assignment (t, k) is kept iff fewer than `capacity` assignments to the same expert precede
+// it in (k, t) order (first choices of all tokens first, GShard).
+void route_plan_build(RoutePlan& plan, int64_t T, int64_t K, int64_t E, int64_t capacity,
+                      const uint8_t* skip = nullptr);
 
 }  // namespace moe

@@ -1,10 +1,7 @@
 // moe bench layer: the MoE layer's forward (and backward) on the reference shapes.
 // One JSON line per measurement: median of --reps timed runs after --warmup untimed ones.
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <cmath>
-#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -12,11 +9,12 @@
 
 #include "commands.h"
 #include "layer_shapes.h"
+#include "layer_timing.h"
+#include "router_options.h"
 #include "moe/cpu.h"
 #include "moe/error.h"
 #include "moe/gemm.h"
 #include "moe/moe_layer.h"
-#include "moe/rng.h"
 
 namespace moe::cli {
 namespace {
@@ -28,19 +26,8 @@ struct BenchLayerOptions {
     int reps = 5;
     int warmup = 1;
     int threads = 0;
+    RouterCliOptions router;
 };
-
-double peak_rss_mb() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return double(ru.ru_maxrss) / 1024.0;
-}
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    size_t n = v.size();
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
     MoeLayerConfig cfg;
@@ -52,52 +39,20 @@ void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
     cfg.d_ff_shared = s.Fs;
     cfg.renormalize = true;
     cfg.dtype = o.dtype == "bf16" ? DType::bf16 : DType::f32;
+    apply_router_options(o.router, cfg);
 
-    Arena param_arena, grad_arena;
-    MoeLayerParamSlots ps = moe_layer_params_reserve(param_arena, cfg);
-    MoeLayerParamSlots gs = moe_layer_params_reserve(grad_arena, cfg);
-    param_arena.allocate();
-    if (o.backward) grad_arena.allocate();
-    MoeLayerParams params = moe_layer_params_point(param_arena, ps);
-    MoeLayerParams grads = moe_layer_params_point(grad_arena, gs);
-    moe_layer_params_init(params, 1234);
-
-    Buffer x(DType::f32, {s.T, s.D}), y(DType::f32, {s.T, s.D});
-    Buffer dy, dx;
-    Rng rng(42);
-    rng.fill_normal(x.f32(), x.numel(), 0.0f, 1.0f);
-    if (o.backward) {
-        dy = Buffer(DType::f32, {s.T, s.D});
-        dx = Buffer(DType::f32, {s.T, s.D});
-        rng.fill_normal(dy.f32(), dy.numel(), 0.0f, 1.0f);
-    }
-    MoeLayerCache cache;
-    MoeLayerLosses losses;
-    std::vector<double> times;
-    std::vector<MoePhaseTimes> phases;
-    for (int r = 0; r < o.warmup + o.reps; ++r) {
-        auto t0 = std::chrono::steady_clock::now();
-        moe_layer_forward(y.view(), losses, cache, cfg, params, x.view());
-        if (o.backward)
-            moe_layer_backward(dx.view(), grads, dy.view(), 0.01f, 0.001f, cache, cfg, params, x.view());
-        auto t1 = std::chrono::steady_clock::now();
-        if (r >= o.warmup) {
-            times.push_back(std::chrono::duration<double>(t1 - t0).count());
-            phases.push_back(cache.times);
-        }
-    }
-    double med = median(times);
-    double fwd_flops = double(s.T) * s.K * 6.0 * s.D * s.F + double(s.T) * s.S * 6.0 * s.D * s.Fs;
+    LayerTiming run = time_layer(cfg, s.T, o.backward, o.reps, o.warmup);
+    const double med = run.median();
+    // Useful FLOPs: the kept assignments (T * K when dropless top-k) and the shared experts.
+    const double A = double(run.assignments);
+    double fwd_flops = A * 6.0 * s.D * s.F + double(s.T) * s.S * 6.0 * s.D * s.Fs;
     double flops = o.backward ? 3.0 * fwd_flops : fwd_flops;
     // What the step needs: weights, gradients, x / y / dy / dx, and the saved activations.
-    double A = double(s.T) * s.K;
-    double weights = double(param_arena.bytes());
     double saved = 4.0 * (A * s.D * 2 + A * s.F * 2 + double(s.T) * s.E + double(s.S) * s.T * s.Fs * 2);
     double io = 4.0 * double(s.T) * s.D * (o.backward ? 4 : 2);
     // bf16 compute also needs the bf16 copies of the expert weights and the rows in bf16.
-    if (cfg.dtype == DType::bf16) saved += weights / 2 + 2.0 * (A + double(s.T)) * s.D;
-    double needed = weights + (o.backward ? double(grad_arena.bytes()) : 0.0) + saved + io;
-    MoeLoadStats st = moe_layer_load_stats(cache);
+    if (cfg.dtype == DType::bf16) saved += run.param_bytes / 2 + 2.0 * (A + double(s.T)) * s.D;
+    double needed = run.param_bytes + run.grad_bytes + saved + io;
 
     nlohmann::json j;
     j["bench"] = "layer";
@@ -105,23 +60,22 @@ void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
     j["shape"] = s.name;
     j["pass"] = o.backward ? "fwd+bwd" : "fwd";
     j["dtype"] = o.dtype;
+    j["router"] = o.router.router;
     j["threads"] = get_num_threads();
     j["cpu_path"] = cpu_path_name(cpu_active_path());
     j["gemm"] = gemm_backend_name();
-    j["T"] = s.T, j["D"] = s.D, j["F"] = s.F, j["E"] = s.E, j["K"] = s.K, j["S"] = s.S, j["Fs"] = s.Fs;
+    j["T"] = s.T, j["D"] = s.D, j["F"] = s.F, j["E"] = s.E, j["K"] = cfg.top_k, j["S"] = s.S, j["Fs"] = s.Fs;
     j["reps"] = o.reps;
     j["median_ms"] = med * 1e3;
-    j["min_ms"] = *std::min_element(times.begin(), times.end()) * 1e3;
+    j["min_ms"] = *std::min_element(run.seconds.begin(), run.seconds.end()) * 1e3;
     j["tokens_per_s"] = double(s.T) / med;
     j["gflops"] = flops / med * 1e-9;
     j["peak_rss_mb"] = peak_rss_mb();
     j["needed_mb"] = needed / 1048576.0;
     j["rss_over_needed"] = peak_rss_mb() / (needed / 1048576.0);
-    j["load_max_over_mean"] = st.max_over_mean;
-    j["aux_loss"] = losses.aux;
-    // Phase split of the median run, in ms.
-    const MoePhaseTimes& ph = phases[size_t(std::min_element(times.begin(), times.end(), [&](double a, double b) {
-        return std::fabs(a - med) < std::fabs(b - med); }) - times.begin())];
+    j["load_max_over_mean"] = run.load.max_over_mean;
+    j["aux_loss"] = run.losses.aux;
+    const MoePhaseTimes& ph = run.median_phases();
     nlohmann::json split = {{"router", ph.router * 1e3}, {"dispatch", ph.dispatch * 1e3},
                             {"experts", ph.experts * 1e3}, {"combine", ph.combine * 1e3},
                             {"shared", ph.shared * 1e3}};
@@ -149,6 +103,7 @@ void register_bench_layer(CLI::App& bench) {
     cmd->add_option("--reps", o->reps, "timed repetitions (median reported)")->check(CLI::Range(1, 1000));
     cmd->add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::Range(0, 100));
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+    add_router_options(cmd, o->router);
     cmd->callback([o] {
         if (o->threads > 0) set_num_threads(o->threads);
         bench_one(layer_shape(o->shape), *o);

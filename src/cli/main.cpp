@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
     bench->require_subcommand(1);
     moe::cli::register_bench_layer(*bench);
     moe::cli::register_bench_gemm(*bench);
+    moe::cli::register_bench_router(*bench);
     moe::cli::register_info(app);
     try {
         app.parse(argc, argv);

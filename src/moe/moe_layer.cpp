@@ -10,6 +10,7 @@
 #include "moe/kernels.h"
 #include "moe/rng.h"
 #include "moe/moe_layer_internal.h"
+#include "moe/router_internal.h"
 #include "moe/swiglu_experts.h"
 
 namespace moe {
@@ -30,6 +31,7 @@ void moe_layer_validate(const MoeLayerConfig& c) {
               std::string("dtype must be f32 or bf16, got ") + dtype_name(c.dtype));
     MOE_CHECK(c.capacity_factor >= 0 && std::isfinite(c.capacity_factor), op,
               "capacity_factor must be >= 0 (0 = dropless), got " + std::to_string(c.capacity_factor));
+    router_validate(c);
 }
 
 MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& c) {
@@ -37,6 +39,8 @@ MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& 
     const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, S = c.n_shared, Fs = c.d_ff_shared;
     MoeLayerParamSlots s;
     s.router = arena.reserve(DType::f32, {E, D});
+    s.router_noise = arena.reserve(DType::f32, {c.router.kind == RouterKind::noisy_topk ? E : 0, D});
+    s.router_bias = arena.reserve(DType::f32, {c.router.kind == RouterKind::sigmoid_bias ? E : 0});
     s.w1 = arena.reserve(DType::f32, {E, F, D});
     s.w3 = arena.reserve(DType::f32, {E, F, D});
     s.w2 = arena.reserve(DType::f32, {E, D, F});
@@ -47,13 +51,15 @@ MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& 
 }
 
 MoeLayerParams moe_layer_params_point(const Arena& a, const MoeLayerParamSlots& s) {
-    return {a.view(s.router), a.view(s.w1), a.view(s.w3), a.view(s.w2),
-            a.view(s.ws1),    a.view(s.ws3), a.view(s.ws2)};
+    return {a.view(s.router), a.view(s.router_noise), a.view(s.router_bias), a.view(s.w1),
+            a.view(s.w3),     a.view(s.w2),           a.view(s.ws1),         a.view(s.ws3),
+            a.view(s.ws2)};
 }
 
 void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed) {
     Rng rng(seed);
-    for (const TensorView* t : {&p.router, &p.w1, &p.w3, &p.w2, &p.ws1, &p.ws3, &p.ws2}) {
+    if (p.router_bias.numel() > 0) std::fill_n(p.router_bias.f32(), p.router_bias.numel(), 0.0f);
+    for (const TensorView* t : {&p.router, &p.router_noise, &p.w1, &p.w3, &p.w2, &p.ws1, &p.ws3, &p.ws2}) {
         if (t->numel() == 0) continue;
         int64_t fan_in = t->shape[t->shape.ndim - 1];
         rng.fill_normal(t->f32(), t->numel(), 0.0f, 1.0f / std::sqrt(float(fan_in)));
@@ -65,6 +71,10 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
     const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, S = c.n_shared, Fs = c.d_ff_shared;
     std::string n = prefix;
     check_tensor(op, (n + "router").c_str(), p.router, {E, D});
+    if (c.router.kind == RouterKind::noisy_topk)
+        check_tensor(op, (n + "router_noise").c_str(), p.router_noise, {E, D});
+    if (c.router.kind == RouterKind::sigmoid_bias)
+        check_tensor(op, (n + "router_bias").c_str(), p.router_bias, {E});
     check_tensor(op, (n + "w1").c_str(), p.w1, {E, F, D});
     check_tensor(op, (n + "w3").c_str(), p.w3, {E, F, D});
     check_tensor(op, (n + "w2").c_str(), p.w2, {E, D, F});
@@ -74,74 +84,6 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
         check_tensor(op, (n + "ws2").c_str(), p.ws2, {S, D, Fs});
     }
 }
-
-namespace {
-
-
-// Router: logits = x @ router^T, softmax, top-k (ties to the lower expert index), optional
-// renormalisation; also the z-loss and aux-loss ingredients.
-void route_topk_softmax(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayerConfig& c,
-                        const float* router, const float* x, int64_t T) {
-    const int64_t D = c.d_model, E = c.n_experts, K = c.top_k;
-    cache.probs.resize(size_t(T * E));
-    cache.lse.resize(size_t(T));
-    RoutePlan& plan = cache.plan;
-    plan.topk_idx.resize(size_t(T * K));
-    plan.topk_weight.resize(size_t(T * K));
-    float* probs = cache.probs.data();
-    gemm_f32(false, true, T, E, D, 1.0f, x, D, router, D, 0.0f, probs, E);
-
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < T; ++t) {
-        float* p = probs + t * E;
-        float m = p[0];
-        for (int64_t e = 1; e < E; ++e) m = std::max(m, p[e]);
-        double sum = 0;
-        for (int64_t e = 0; e < E; ++e) sum += std::exp(double(p[e] - m));
-        cache.lse[size_t(t)] = m + float(std::log(sum));
-        float inv = float(1.0 / sum);
-        for (int64_t e = 0; e < E; ++e) p[e] = std::exp(p[e] - m) * inv;
-        // Partial insertion sort of the K best (K is small).
-        int32_t* idx = plan.topk_idx.data() + t * K;
-        float* w = plan.topk_weight.data() + t * K;
-        int64_t n = 0;
-        for (int64_t e = 0; e < E; ++e) {
-            if (n == K && !(p[e] > w[K - 1])) continue;
-            int64_t j = n < K ? n++ : K - 1;
-            while (j > 0 && p[e] > w[j - 1]) {
-                w[j] = w[j - 1];
-                idx[j] = idx[j - 1];
-                --j;
-            }
-            w[j] = p[e];
-            idx[j] = int32_t(e);
-        }
-        if (c.renormalize) {
-            float s = 0;
-            for (int64_t k = 0; k < K; ++k) s += w[k];
-            for (int64_t k = 0; k < K; ++k) w[k] /= s;
-        }
-    }
-
-    // Losses: aux = E * sum_e f_e * P_e, z = mean_t lse_t^2 (double accumulators, fixed order).
-    cache.load.assign(size_t(E), 0.0f);
-    std::vector<double> mean_p(static_cast<size_t>(E), 0.0);
-    double z = 0;
-    for (int64_t t = 0; t < T; ++t) {
-        for (int64_t k = 0; k < K; ++k) cache.load[size_t(plan.topk_idx[size_t(t * K + k)])] += 1.0f;
-        for (int64_t e = 0; e < E; ++e) mean_p[size_t(e)] += probs[t * E + e];
-        z += double(cache.lse[size_t(t)]) * cache.lse[size_t(t)];
-    }
-    double aux = 0;
-    for (int64_t e = 0; e < E; ++e) {
-        cache.load[size_t(e)] /= float(T);
-        aux += double(cache.load[size_t(e)]) * (mean_p[size_t(e)] / double(T));
-    }
-    losses.aux = float(double(E) * aux);
-    losses.z = float(z / double(T));
-}
-
-}  // namespace
 
 float* grow(Buffer& b, int64_t n) {
     if (b.numel() < n) b = Buffer(DType::f32, {n});
@@ -186,10 +128,10 @@ MoeBf16Weights moe_layer_bf16_weights(MoeLayerCache& cache, const MoeLayerConfig
 
 void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cache,
                        const MoeLayerConfig& c, const MoeLayerParams& params, TensorView x,
-                       ExpertExchange* exchange) {
+                       ExpertExchange* exchange, const int32_t* token_ids) {
     const char* op = "moe_layer_forward";
     moe_layer_validate(c);
-    const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, K = c.top_k;
+    const int64_t D = c.d_model, F = c.d_ff;
     const int64_t S = c.n_shared, Fs = c.d_ff_shared;
     MOE_CHECK(x.shape.ndim == 2 && x.shape[1] == D, op,
               "expected x of shape (T, " + std::to_string(D) + "), got " + x.shape.str());
@@ -206,9 +148,9 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
 
     cache.T = T;
     PhaseClock clock;
-    route_topk_softmax(cache, losses, c, params.router.f32(), x.f32(), T);
+    router_forward(cache, losses, c, params, x.f32(), T, token_ids);
     RoutePlan& plan = cache.plan;
-    route_plan_build(plan, T, K, E, route_capacity(c.capacity_factor, T, K, E));
+    const int64_t Kv = plan.top_k;  // per-token view width (E for expert choice)
     cache.times.router = clock.lap();
 
     // Dispatch: gather rows in plan order, then hand them to the experts' owners.
@@ -256,8 +198,8 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
     for (int64_t t = 0; t < T; ++t) {
         float* yt = yp + t * D;
         std::fill_n(yt, D, 0.0f);
-        for (int64_t kk = 0; kk < K; ++kk) {
-            int32_t a = plan.assignment[size_t(t * K + kk)];
+        for (int64_t kk = 0; kk < Kv; ++kk) {
+            int32_t a = plan.assignment[size_t(t * Kv + kk)];
             if (a >= 0) k.axpy(yt, plan.weight[size_t(a)], out + int64_t(a) * D, D);
         }
     }

@@ -8,60 +8,18 @@
 #include "moe/kernels.h"
 #include "moe/moe_layer.h"
 #include "moe/moe_layer_internal.h"
+#include "moe/router_internal.h"
 #include "moe/swiglu_experts.h"
 
 namespace moe {
-namespace {
-
-// d logits (T, E) from the combine-weight gradients dw (A,), the aux and z losses.
-void router_backward(float* dlogits, const MoeLayerCache& cache, const std::vector<float>& dw,
-                     const MoeLayerConfig& c, float aux_coef, float z_coef) {
-    const RoutePlan& plan = cache.plan;
-    const int64_t T = cache.T, E = c.n_experts, K = c.top_k;
-    // d aux / d probs[t, e] = E * f_e / T (f_e is a count: constant).
-    std::vector<float> daux(static_cast<size_t>(E));
-    for (int64_t e = 0; e < E; ++e) daux[size_t(e)] = aux_coef * float(E) * cache.load[size_t(e)] / float(T);
-    const float zscale = z_coef * 2.0f / float(T);
-
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < T; ++t) {
-        const float* p = cache.probs.data() + t * E;
-        float* dl = dlogits + t * E;
-        for (int64_t e = 0; e < E; ++e) dl[e] = daux[size_t(e)];  // d probs, for now
-        const int32_t* idx = plan.topk_idx.data() + t * K;
-        float dwk[64], pk[64];  // K <= 64 is checked by the caller
-        float psum = 0, dot_w = 0;
-        for (int64_t k = 0; k < K; ++k) {
-            int32_t a = plan.assignment[size_t(t * K + k)];
-            dwk[k] = a >= 0 ? dw[size_t(a)] : 0.0f;
-            pk[k] = p[idx[k]];
-            psum += pk[k];
-            dot_w += dwk[k] * plan.topk_weight[size_t(t * K + k)];
-        }
-        for (int64_t k = 0; k < K; ++k) {
-            // w_k = p_k / sum_j p_j  =>  dp_k = (dw_k - sum_j dw_j w_j) / sum_j p_j
-            float dp = c.renormalize ? (dwk[k] - dot_w) / psum : dwk[k];
-            dl[idx[k]] += dp;
-        }
-        // softmax backward: dl = p * (dp - sum_e p_e dp_e), plus the z-loss term.
-        double s = 0;
-        for (int64_t e = 0; e < E; ++e) s += double(p[e]) * dl[e];
-        float zt = zscale * cache.lse[size_t(t)];
-        for (int64_t e = 0; e < E; ++e) dl[e] = p[e] * (dl[e] - float(s) + zt);
-    }
-}
-
-}  // namespace
-
-void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView dy, float aux_coef,
-                        float z_coef, MoeLayerCache& cache, const MoeLayerConfig& c,
+void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView dy,
+                        const MoeLossCoefs& coefs, MoeLayerCache& cache, const MoeLayerConfig& c,
                         const MoeLayerParams& params, TensorView x, ExpertExchange* exchange) {
     const char* op = "moe_layer_backward";
     moe_layer_validate(c);
-    const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, K = c.top_k;
+    const int64_t D = c.d_model, F = c.d_ff;
     const int64_t S = c.n_shared, Fs = c.d_ff_shared, T = cache.T;
     MOE_CHECK(T > 0 && cache.plan.n_tokens == T, op, "backward called without a forward");
-    MOE_CHECK(K <= 64, op, "top_k must be <= 64 for backward, got " + std::to_string(K));
     check_tensor(op, "x", x, {T, D});
     check_tensor(op, "dy", dy, {T, D});
     check_tensor(op, "dx", dx, {T, D});
@@ -120,17 +78,14 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
     // 3. Scatter d rows to tokens: each token sums its kept assignments in k order.
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < T; ++t)
-        for (int64_t kk = 0; kk < K; ++kk) {
-            int32_t a = plan.assignment[size_t(t * K + kk)];
+        for (int64_t kk = 0; kk < plan.top_k; ++kk) {
+            int32_t a = plan.assignment[size_t(t * plan.top_k + kk)];
             if (a >= 0) k.axpy(dxp + t * D, 1.0f, out + int64_t(a) * D, D);
         }
 
     cache.times.bwd_scatter = clock.lap();
     // 4. Router: d logits, then d router = dlogits^T @ x, dx += dlogits @ router.
-    std::vector<float> dlogits(static_cast<size_t>(T * E));
-    router_backward(dlogits.data(), cache, dw, c, aux_coef, z_coef);
-    gemm_f32(true, false, E, D, T, 1.0f, dlogits.data(), E, x.f32(), D, 1.0f, grads.router.f32(), D);
-    gemm_f32(false, false, T, D, E, 1.0f, dlogits.data(), E, params.router.f32(), D, 1.0f, dxp, D);
+    router_backward(dxp, grads, dw, coefs, cache, c, params, x.f32());
 
     cache.times.bwd_router = clock.lap();
     // 5. Shared experts: every token with weight 1, d rows accumulate straight into dx.

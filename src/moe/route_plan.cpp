@@ -10,13 +10,17 @@ int64_t route_capacity(double capacity_factor, int64_t T, int64_t K, int64_t E) 
     return c < 1 ? 1 : c;
 }
 
-void route_plan_build(RoutePlan& plan, int64_t T, int64_t K, int64_t E, int64_t capacity) {
+void route_plan_build(RoutePlan& plan, int64_t T, int64_t K, int64_t E, int64_t capacity,
+                      const uint8_t* skip) {
     plan.n_tokens = T;
     plan.n_experts = E;
     plan.top_k = K;
     plan.capacity = capacity;
     const int32_t* idx = plan.topk_idx.data();
     plan.assignment.assign(size_t(T * K), 0);
+    if (skip)
+        for (int64_t i = 0; i < T * K; ++i)
+            if (skip[i]) plan.assignment[size_t(i)] = -1;
 
     // Which assignments survive capacity: walk in (k, t) priority order.
     std::vector<int64_t> fill(static_cast<size_t>(E), 0);
@@ -24,6 +28,7 @@ void route_plan_build(RoutePlan& plan, int64_t T, int64_t K, int64_t E, int64_t 
     if (capacity > 0) {
         for (int64_t k = 0; k < K; ++k)
             for (int64_t t = 0; t < T; ++t) {
+                if (skip && skip[t * K + k]) continue;
                 int32_t e = idx[t * K + k];
                 if (fill[size_t(e)] < capacity) {
                     ++fill[size_t(e)];
@@ -33,7 +38,8 @@ void route_plan_build(RoutePlan& plan, int64_t T, int64_t K, int64_t E, int64_t 
                 }
             }
     } else {
-        for (int64_t i = 0; i < T * K; ++i) ++fill[size_t(idx[i])];
+        for (int64_t i = 0; i < T * K; ++i)
+            if (!(skip && skip[i])) ++fill[size_t(idx[i])];
     }
 
     // Stable counting sort by expert over the (t, k) order.
@@ -47,7 +53,7 @@ void route_plan_build(RoutePlan& plan, int64_t T, int64_t K, int64_t E, int64_t 
     for (int64_t t = 0; t < T; ++t)
         for (int64_t k = 0; k < K; ++k) {
             int64_t s = t * K + k;
-            if (plan.assignment[size_t(s)] < 0) continue;
+            if (plan.assignment[size_t(s)] < 0) continue;  // dropped or skipped
             int64_t a = cursor[size_t(idx[s])]++;
             plan.token_index[size_t(a)] = int32_t(t);
             plan.weight[size_t(a)] = plan.topk_weight[size_t(s)];

@@ -1,0 +1,256 @@
+// Every router against an independent PyTorch implementation of docs/routers.md (float64,
+// fixtures from tools/gen_router_fixtures.py, the reference's random draws replayed), and the
+// balance properties of the balance-driven routers on skewed inputs.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <numeric>
+
+#include "layer_fixture.h"
+#include "moe/error.h"
+#include "moe/moe_layer.h"
+#include "moe/rng.h"
+
+using namespace moe;
+using moe::test::LayerFixture;
+using moe::test::scaled_max_error;
+
+namespace {
+
+// f32 against float64, relative to each tensor's largest value (as the layer's fixtures).
+// Measured: at most 4.1e-7 (expert_choice's router gradient); 2e-6 is ~5x that.
+constexpr double kTol = 2e-6;
+
+const char* kRouterCases[] = {"topk_group", "topk_dbrx",     "switch_jitter", "gshard", "noisy_topk",
+                              "sigmoid_bias", "expert_choice", "hash",        "dense",  "top_p"};
+
+// (T, E) combine weight of expert e for token t, from the plan.
+std::vector<float> gates_of(const RoutePlan& plan) {
+    std::vector<float> g(static_cast<size_t>(plan.n_tokens * plan.n_experts), 0.0f);
+    for (int64_t e = 0; e < plan.n_experts; ++e)
+        for (int64_t a = plan.expert_offsets[size_t(e)]; a < plan.expert_offsets[size_t(e + 1)]; ++a)
+            g[size_t(plan.token_index[size_t(a)] * plan.n_experts + e)] += plan.weight[size_t(a)];
+    return g;
+}
+
+void expect_loss(float got, float want, const char* what) {
+    EXPECT_NEAR(got, want, 1e-5 * std::fabs(want) + 1e-7) << what;
+}
+
+struct RouterRun {
+    LayerFixture f;
+    Buffer y, dx;
+    MoeLayerCache cache;
+    MoeLayerLosses losses;
+    explicit RouterRun(const char* name) : f(name, "router_") {
+        y = Buffer(DType::f32, {f.T, f.cfg.d_model});
+        dx = Buffer(DType::f32, {f.T, f.cfg.d_model});
+        cache.router.noise = f.noise;
+    }
+    void forward() {
+        moe_layer_forward(y.view(), losses, cache, f.cfg, f.params, f.x.view(), nullptr,
+                          f.token_ids.empty() ? nullptr : f.token_ids.data());
+    }
+    void backward() {
+        moe_layer_backward(dx.view(), f.grads, f.dy.view(), {f.aux_coef, f.z_coef, f.entropy_coef},
+                           cache, f.cfg, f.params, f.x.view());
+    }
+};
+
+class RouterFixtureTest : public ::testing::TestWithParam<const char*> {};
+
+}  // namespace
+
+TEST_P(RouterFixtureTest, ForwardMatchesPyTorch) {
+    RouterRun r(GetParam());
+    r.forward();
+    std::vector<float> want = r.f.file.f32("gates"), got = gates_of(r.cache.plan);
+    ASSERT_EQ(got.size(), want.size());
+    // The same (token, expert) pairs are routed, with the same weights.
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i] != 0, want[i] != 0) << "gate " << i;
+    EXPECT_LT(scaled_max_error(got.data(), want), kTol);
+    EXPECT_LT(scaled_max_error(r.y.f32(), r.f.file.f32("y")), kTol);
+    expect_loss(r.losses.aux, r.f.file.f32("aux_loss")[0], "aux");
+    expect_loss(r.losses.z, r.f.file.f32("z_loss")[0], "z");
+    expect_loss(r.losses.entropy, r.f.file.f32("entropy_loss")[0], "entropy");
+}
+
+TEST_P(RouterFixtureTest, BackwardMatchesPyTorch) {
+    RouterRun r(GetParam());
+    r.forward();
+    r.backward();
+    const SafetensorsFile& file = r.f.file;
+    EXPECT_LT(scaled_max_error(r.dx.f32(), file.f32("grad.x")), kTol);
+    std::vector<float> grouter = file.f32("grad.router.weight");
+    if (r.f.cfg.router.kind == RouterKind::hash) {
+        for (float v : grouter) ASSERT_EQ(v, 0.0f);  // the reference agrees: nothing to learn
+        for (int64_t i = 0; i < r.f.grads.router.numel(); ++i) ASSERT_EQ(r.f.grads.router.f32()[i], 0.0f);
+    } else {
+        EXPECT_LT(scaled_max_error(r.f.grads.router.f32(), grouter), kTol);
+    }
+    if (file.has("grad.router.noise_weight")) {
+        EXPECT_LT(scaled_max_error(r.f.grads.router_noise.f32(), file.f32("grad.router.noise_weight")), kTol);
+    }
+    EXPECT_LT(scaled_max_error(r.f.grads.w1.f32(), file.f32("grad.experts.w1")), kTol);
+    EXPECT_LT(scaled_max_error(r.f.grads.w3.f32(), file.f32("grad.experts.w3")), kTol);
+    EXPECT_LT(scaled_max_error(r.f.grads.w2.f32(), file.f32("grad.experts.w2")), kTol);
+    if (r.f.cfg.n_shared > 0) {
+        EXPECT_LT(scaled_max_error(r.f.grads.ws1.f32(), file.f32("grad.shared.w1")), kTol);
+        EXPECT_LT(scaled_max_error(r.f.grads.ws2.f32(), file.f32("grad.shared.w2")), kTol);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, RouterFixtureTest, ::testing::ValuesIn(kRouterCases));
+
+namespace {
+
+// A layer whose tokens all lean towards expert 0: the router's logits for expert 0 are large.
+struct SkewedLayer {
+    MoeLayerConfig cfg;
+    Arena pa, ga;
+    MoeLayerParams p, g;
+    Buffer x, y;
+    MoeLayerCache cache;
+    MoeLayerLosses losses;
+    SkewedLayer(RouterKind kind, int64_t T, int64_t E, int64_t K) {
+        cfg.d_model = 16;
+        cfg.d_ff = 8;
+        cfg.n_experts = E;
+        cfg.top_k = K;
+        cfg.router.kind = kind;
+        MoeLayerParamSlots ps = moe_layer_params_reserve(pa, cfg), gs = moe_layer_params_reserve(ga, cfg);
+        pa.allocate();
+        ga.allocate();
+        p = moe_layer_params_point(pa, ps);
+        g = moe_layer_params_point(ga, gs);
+        moe_layer_params_init(p, 11);
+        x = Buffer(DType::f32, {T, cfg.d_model});
+        y = Buffer(DType::f32, {T, cfg.d_model});
+        Rng rng(12);
+        rng.fill_normal(x.f32(), x.numel(), 0.0f, 1.0f);
+        for (int64_t t = 0; t < T; ++t) x.f32()[t * cfg.d_model] += 3.0f;  // feature 0 on
+        p.router.f32()[0] = 2.0f;                                          // expert 0 reads it
+        p.router.f32()[cfg.d_model] = 1.0f;                                // and expert 1
+    }
+    void forward() { moe_layer_forward(y.view(), losses, cache, cfg, p, x.view()); }
+    double max_over_mean() { return moe_layer_load_stats(cache).max_over_mean; }
+};
+
+}  // namespace
+
+TEST(RouterBalance, ExpertChoiceGivesEveryExpertExactlyItsCapacity) {
+    SkewedLayer L(RouterKind::expert_choice, 96, 8, 1);
+    L.cfg.capacity_factor = 1.5;  // C = ceil(1.5 * 96 / 8) = 18
+    L.forward();
+    for (int64_t e = 0; e < 8; ++e) EXPECT_EQ(L.cache.plan.count(e), 18) << "expert " << e;
+    EXPECT_DOUBLE_EQ(L.max_over_mean(), 1.0);
+    // The same skewed tokens under token choice pile onto expert 0.
+    SkewedLayer T(RouterKind::topk, 96, 8, 1);
+    T.forward();
+    EXPECT_GT(T.max_over_mean(), 3.0);
+}
+
+TEST(RouterBalance, BiasUpdateReducesMaxOverMeanLoad) {
+    SkewedLayer L(RouterKind::sigmoid_bias, 256, 8, 2);
+    L.cfg.router.bias_update_rate = 0.02;
+    L.forward();
+    const double before = L.max_over_mean();
+    for (int step = 0; step < 100; ++step) {
+        moe_layer_update_bias(L.p, L.cache, L.cfg);
+        L.forward();
+    }
+    const double after = L.max_over_mean();
+    EXPECT_GT(before, 2.5);
+    EXPECT_LT(after, 1.3) << "before " << before;
+    EXPECT_GT(L.p.router_bias.f32()[1], 0.0f - 1.0f);  // finite, moved
+    EXPECT_LT(L.p.router_bias.f32()[0], 0.0f);         // the overloaded expert was pushed down
+}
+
+TEST(RouterBalance, TopPSelectsTheSmallestPrefixAboveTheThreshold) {
+    SkewedLayer L(RouterKind::top_p, 64, 8, 8);
+    L.cfg.router.top_p = 0.6;
+    L.forward();
+    const RoutePlan& plan = L.cache.plan;
+    std::vector<int> sizes;
+    for (int64_t t = 0; t < 64; ++t) {
+        const float* p = L.cache.router.probs.data() + t * 8;
+        double sum = 0, without_last = 0;
+        int m = 0;
+        for (int64_t k = 0; k < 8; ++k) {
+            int32_t e = plan.topk_idx[size_t(t * 8 + k)];
+            if (e < 0) continue;
+            without_last = sum;
+            sum += p[e];
+            ++m;
+        }
+        EXPECT_GT(sum, 0.6);
+        EXPECT_LE(without_last, 0.6);
+        sizes.push_back(m);
+    }
+    EXPECT_NE(*std::min_element(sizes.begin(), sizes.end()), *std::max_element(sizes.begin(), sizes.end()));
+}
+
+TEST(RouterBalance, HashSpreadsIdsEvenlyAndIgnoresTheInput) {
+    SkewedLayer L(RouterKind::hash, 4096, 8, 1);
+    L.x = Buffer(DType::f32, {4096, 16});
+    L.y = Buffer(DType::f32, {4096, 16});
+    std::vector<int32_t> ids(4096);
+    std::iota(ids.begin(), ids.end(), 0);
+    moe_layer_forward(L.y.view(), L.losses, L.cache, L.cfg, L.p, L.x.view(), nullptr, ids.data());
+    for (int64_t e = 0; e < 8; ++e) EXPECT_NEAR(double(L.cache.plan.count(e)), 512.0, 100.0);
+    std::vector<int32_t> first = L.cache.plan.topk_idx;
+    ids[5] = 5;  // same ids, other inputs: same experts
+    L.x.f32()[0] = 100.0f;
+    moe_layer_forward(L.y.view(), L.losses, L.cache, L.cfg, L.p, L.x.view(), nullptr, ids.data());
+    EXPECT_EQ(L.cache.plan.topk_idx, first);
+}
+
+TEST(RouterBalance, GshardRandomRoutingDropsWeakSecondChoices) {
+    SkewedLayer L(RouterKind::gshard, 512, 8, 2);
+    L.forward();
+    int64_t empty = 0;
+    for (int64_t t = 0; t < 512; ++t) empty += L.cache.plan.assignment[size_t(t * 2 + 1)] < 0;
+    EXPECT_GT(empty, 0);
+    EXPECT_LT(empty, 512);
+    L.cfg.router.training = false;  // inference keeps every second choice
+    L.forward();
+    for (int64_t t = 0; t < 512; ++t) EXPECT_GE(L.cache.plan.assignment[size_t(t * 2 + 1)], 0);
+}
+
+namespace {
+std::string error_of(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+}  // namespace
+
+TEST(RouterErrors, ImpossibleOptionsGetAClearMessage) {
+    MoeLayerConfig c;
+    c.d_model = 8;
+    c.d_ff = 8;
+    c.n_experts = 4;
+    c.top_k = 3;
+    c.router.kind = RouterKind::gshard;
+    EXPECT_NE(error_of([&] { moe_layer_validate(c); }).find("routes to exactly 2 experts; set top_k = 2, got 3"), std::string::npos);
+    c.router.kind = RouterKind::noisy_topk;
+    c.top_k = 4;
+    EXPECT_NE(error_of([&] { moe_layer_validate(c); }).find("needs top_k < n_experts"), std::string::npos);
+    c.router.kind = RouterKind::dense;
+    c.top_k = 2;
+    EXPECT_NE(error_of([&] { moe_layer_validate(c); }).find("set top_k = n_experts = 4"), std::string::npos);
+    c.router.kind = RouterKind::topk;
+    c.router.n_group = 3;
+    EXPECT_NE(error_of([&] { moe_layer_validate(c); }).find("n_group must divide n_experts = 4"), std::string::npos);
+    EXPECT_NE(error_of([] { parse_router_kind("softmax"); }).find("unknown router 'softmax'; expected one of: topk, gshard"), std::string::npos);
+}
+
+TEST(RouterErrors, HashWithoutTokenIdsSaysWhatItNeeds) {
+    SkewedLayer L(RouterKind::hash, 8, 4, 1);
+    EXPECT_NE(error_of([&] { L.forward(); }).find("the hash router needs the tokens' ids"), std::string::npos);
+}

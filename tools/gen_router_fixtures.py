@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""Reference fixtures for the C++ MoE routers (tooling only: CI never runs this).
+
+An independent PyTorch implementation of docs/routers.md (every router kind, its gate matrix and
+its aux / z / entropy losses) on top of the layer of docs/moe_layer_spec.md, computed in float64
+from float32-drawn inputs, with every gradient from torch autograd, checked against central
+finite differences before anything is written. Writes tests/fixtures/router_<case>.safetensors
+(float32 / int32 tensors; the config as strings in __metadata__). The router's random draws
+(noisy_topk's n, gshard's u, the jitter multipliers) are stored as inputs so the C++ side can
+replay them.
+
+    /usr/bin/python3 tools/gen_router_fixtures.py      # Debian's python3-torch (1.13) is enough
+"""
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_layer_fixtures import OUT, swiglu, write_safetensors  # noqa: E402
+
+DEFAULTS = dict(T=32, D=16, F=24, K=2, S=0, Fs=0, renormalize=0, norm_p=1.0, capacity_factor=0.0,
+                routed_scaling_factor=1.0, n_group=1, topk_group=1, seq_len=0, top_p=0.0, jitter=0.0,
+                seed=0, aux_coef=0.01, z_coef=0.001, entropy_coef=0.0, skew=0.0, avoid=False, rng=0)
+META_KEYS = ["router", "T", "D", "F", "E", "K", "S", "Fs", "renormalize", "norm_p", "capacity_factor",
+             "routed_scaling_factor", "n_group", "topk_group", "seq_len", "top_p", "jitter", "seed",
+             "aux_coef", "z_coef", "entropy_coef"]
+
+
+def case(name, router, **kw):
+    return dict(DEFAULTS, name=name, router=router, **kw)
+
+
+CASES = [
+    case("topk_group", "topk", F=20, E=8, K=3, n_group=4, topk_group=2, routed_scaling_factor=2.5,
+         S=1, Fs=12, rng=11),
+    case("topk_dbrx", "topk", F=20, E=8, K=2, renormalize=1, norm_p=2.0, rng=12),
+    case("switch_jitter", "topk", F=20, E=8, K=1, capacity_factor=1.25, jitter=0.1, skew=0.5, rng=13),
+    case("gshard", "gshard", E=4, K=2, capacity_factor=1.0, skew=0.6, rng=14),
+    case("noisy_topk", "noisy_topk", F=20, E=8, K=2, aux_coef=0.1, rng=25),
+    case("sigmoid_bias", "sigmoid_bias", F=20, E=8, K=2, n_group=4, topk_group=2, renormalize=1,
+         routed_scaling_factor=2.5, seq_len=8, S=1, Fs=12, rng=16),
+    case("expert_choice", "expert_choice", E=4, K=1, capacity_factor=2.0, S=1, Fs=12, avoid=True,
+         rng=21),
+    case("hash", "hash", E=4, K=2, seed=7, rng=18),
+    case("dense", "dense", E=4, K=4, entropy_coef=0.02, rng=19),
+    case("top_p", "top_p", F=20, E=8, K=8, top_p=0.6, entropy_coef=0.05, rng=20),
+]
+
+MARGIN = 1e-4   # every discrete decision must be this far from flipping (f32 C++ side, FD check)
+GRAD_NAMES = ["x", "router.weight", "router.noise_weight", "experts.w1", "experts.w3", "experts.w2",
+              "shared.w1", "shared.w3", "shared.w2"]
+
+
+# ---------------------------------------------------------------- helpers shared by the routers
+def sort_desc(v):
+    """Descending sort along the last dim, ties to the lower index (stable)."""
+    return torch.sort(v, dim=-1, descending=True, stable=True)
+
+
+def topk_idx(v, k):
+    return sort_desc(v)[1][..., :k]
+
+
+def n_changed(idx_a, idx_b):
+    """Number of tokens whose selected expert sets differ (to prove a mechanism matters)."""
+    return int((idx_a.sort(-1).values != idx_b.sort(-1).values).any(-1).sum())
+
+
+def note_gap(info, v, k):
+    """Record how close the top-k cut of v (last dim) is to a tie (-inf entries are excluded)."""
+    if k >= v.shape[-1]:
+        return
+    s = sort_desc(v.detach())[0]
+    g = s[..., k - 1] - s[..., k]
+    g = g[torch.isfinite(g)]
+    if g.numel():
+        info["margin"] = min(info["margin"], float(g.min()))
+
+
+def router_input(c, t):
+    """x, or x * j with the stored jitter multipliers j (Switch): the router's input only."""
+    return t["x"] * t["router.jitter"] if c["jitter"] > 0 else t["x"]
+
+
+def router_logits(c, t):
+    return router_input(c, t) @ t["router.weight"].T
+
+
+def z_loss(logits):
+    return torch.mean(torch.logsumexp(logits, dim=-1) ** 2)
+
+
+def entropy(p):
+    return torch.mean(-(p * torch.log(p)).sum(-1))
+
+
+def zero():
+    return torch.zeros((), dtype=torch.float64)
+
+
+def group_allowed(c, score, group_score, info):
+    """(T, E) mask of the experts in the topk_group best of n_group contiguous groups."""
+    T, E = score.shape
+    G = c["n_group"]
+    gs = group_score(score.view(T, G, E // G))
+    note_gap(info, gs, c["topk_group"])
+    chosen = torch.zeros(T, G, dtype=torch.bool).scatter_(1, topk_idx(gs, c["topk_group"]), True)
+    return chosen.repeat_interleave(E // G, dim=1)
+
+
+def apply_capacity(c, idx, active, info):
+    """GShard priority: walk (k, t); an active slot is kept iff its expert has < C kept already."""
+    if c["capacity_factor"] <= 0:
+        return active
+    T, K = idx.shape
+    cap = max(1, math.ceil(c["capacity_factor"] * T * K / c["E"]))
+    kept, fill = active.clone(), [0] * c["E"]
+    for k in range(K):
+        for t in range(T):
+            if not active[t, k]:
+                continue          # empty slots (gshard's random drop, top-p's unused) take none
+            e = int(idx[t, k])
+            if fill[e] < cap:
+                fill[e] += 1
+            else:
+                kept[t, k] = False
+    info["capacity"] = cap
+    info["dropped_by_capacity"] = int((active & ~kept).sum())
+    return kept
+
+
+def combine(idx, w, kept, E):
+    """Gate matrix (T, E) from slots (T, K): kept weights added per expert (hash duplicates add)."""
+    onehot = F.one_hot(idx, E).to(w.dtype) * kept.unsqueeze(-1).to(w.dtype)   # (T, K, E)
+    return (onehot * w.unsqueeze(-1)).sum(1), onehot.sum(1) > 0
+
+
+def switch_aux(E, counts, p):
+    """E * sum_e f_e P_e, f_e = counts_e / T (no gradient), P_e = mean_t p[t, e]."""
+    return E * torch.sum(counts.to(p.dtype) / p.shape[0] * p.mean(0))
+
+
+# ---------------------------------------------------------------- the routers, one per kind
+# Each returns gates (T, E) (differentiable), routed (T, E) bool, aux, z, entropy.
+def route_topk(c, t, info):
+    E, K = c["E"], c["K"]
+    logits = router_logits(c, t)
+    p = torch.softmax(logits, dim=-1)
+    score = p.detach()
+    if c["n_group"] > 1:     # DeepSeek-V2: group score = max p in the group
+        allowed = group_allowed(c, score, lambda g: g.max(-1).values, info)
+        score, unlimited = score.masked_fill(~allowed, -math.inf), score
+        info["tokens_changed_by_groups"] = n_changed(topk_idx(unlimited, K), topk_idx(score, K))
+    note_gap(info, score, K)
+    idx = topk_idx(score, K)
+    pk = p.gather(1, idx)
+    if c["renormalize"]:
+        w = pk / (pk ** c["norm_p"]).sum(-1, keepdim=True) ** (1.0 / c["norm_p"])
+    else:
+        w = pk
+    w = w * c["routed_scaling_factor"]
+    kept = apply_capacity(c, idx, torch.ones_like(idx, dtype=torch.bool), info)
+    aux = switch_aux(E, F.one_hot(idx, E).sum((0, 1)), p)        # counted before capacity
+    gates, routed = combine(idx, w, kept, E)
+    return gates, routed, aux, z_loss(logits), entropy(p)
+
+
+def route_gshard(c, t, info):
+    E, T = c["E"], c["T"]
+    assert c["K"] == 2
+    logits = router_logits(c, t)
+    p = torch.softmax(logits, dim=-1)
+    note_gap(info, p, 2)
+    idx = topk_idx(p.detach(), 2)
+    pk = p.gather(1, idx)
+    w = pk / pk.sum(-1, keepdim=True)
+    u = t["router.uniform"]
+    second = u < 2 * w[:, 1].detach()
+    info["margin"] = min(info["margin"], float((u - 2 * w[:, 1].detach()).abs().min()))
+    info["second_dropped_by_u"] = int((~second).sum())
+    info["second_kept_by_u"] = int(second.sum())
+    active = torch.stack([torch.ones(T, dtype=torch.bool), second], dim=1)
+    kept = apply_capacity(c, idx, active, info)
+    aux = switch_aux(E, F.one_hot(idx[:, 0], E).sum(0), p)      # f1: first choices only
+    gates, routed = combine(idx, w, kept, E)
+    return gates, routed, aux, z_loss(logits), entropy(p)
+
+
+def cv_squared(v):
+    return v.var(unbiased=True) / (v.mean() ** 2 + 1e-10)
+
+
+def route_noisy_topk(c, t, info):
+    E, K = c["E"], c["K"]
+    assert K < E
+    xr = router_input(c, t)
+    clean = xr @ t["router.weight"].T
+    sd = F.softplus(xr @ t["router.noise_weight"].T) + 1e-2
+    H = clean + t["router.noise"] * sd
+    note_gap(info, H, K)
+    note_gap(info, H, K + 1)          # the (K+1)-th largest is a threshold of load
+    Hs, order = sort_desc(H)          # values keep their gradient
+    idx = order[:, :K]
+    info["tokens_changed_by_noise"] = n_changed(topk_idx(clean.detach(), K), idx)
+    w = torch.softmax(Hs[:, :K], dim=-1)
+    pre_gates, _ = combine(idx, w, torch.ones_like(idx, dtype=torch.bool), E)
+    importance = pre_gates.sum(0)
+    kth, k1th = Hs[:, K - 1:K], Hs[:, K:K + 1]
+    thr = torch.where(H > k1th, k1th, kth)
+    load = (0.5 * (1 + torch.erf((clean - thr) / sd / math.sqrt(2)))).sum(0)
+    aux = cv_squared(importance) + cv_squared(load)
+    kept = apply_capacity(c, idx, torch.ones_like(idx, dtype=torch.bool), info)
+    gates, routed = combine(idx, w, kept, E)
+    return gates, routed, aux, z_loss(clean), zero()
+
+
+def route_sigmoid_bias(c, t, info):
+    E, K, T = c["E"], c["K"], c["T"]
+    logits = router_logits(c, t)
+    s = torch.sigmoid(logits)
+    score = s.detach() + t["router.bias"]           # the bias selects, never weighs
+    info["tokens_changed_by_bias"] = n_changed(topk_idx(score, K), topk_idx(s.detach(), K))
+    if c["n_group"] > 1:     # DeepSeek-V3: group score = sum of its two largest s + b
+        def gscore(g):
+            return g.max(-1).values if g.shape[-1] == 1 else sort_desc(g)[0][..., :2].sum(-1)
+        allowed = group_allowed(c, score, gscore, info)
+        score, unlimited = score.masked_fill(~allowed, -math.inf), score
+        info["tokens_changed_by_groups"] = n_changed(topk_idx(unlimited, K), topk_idx(score, K))
+    note_gap(info, score, K)
+    idx = topk_idx(score, K)
+    sk = s.gather(1, idx)
+    w = sk / sk.sum(-1, keepdim=True) if c["renormalize"] else sk
+    w = w * c["routed_scaling_factor"]
+    kept = apply_capacity(c, idx, torch.ones_like(idx, dtype=torch.bool), info)
+    # Sequence-wise balance: f_e = E / (K L) count_e, P_e = mean_t s[t,e] / sum_j s[t,j].
+    L = c["seq_len"] or T
+    assert T % L == 0
+    counts = F.one_hot(idx, E).sum(1).to(s.dtype).view(T // L, L, E).sum(1)   # before capacity
+    f = E / (K * L) * counts
+    P = (s / s.sum(-1, keepdim=True)).view(T // L, L, E).mean(1)
+    aux = (f * P).sum(-1).mean()
+    gates, routed = combine(idx, w, kept, E)
+    return gates, routed, aux, z_loss(logits), zero()
+
+
+def route_expert_choice(c, t, info):
+    E, T = c["E"], c["T"]
+    logits = router_logits(c, t)
+    p = torch.softmax(logits, dim=-1)
+    cf = c["capacity_factor"] or 2.0
+    C = min(T, max(1, math.ceil(cf * T / E)))
+    note_gap(info, p.T, C)
+    tok = topk_idx(p.detach().T, C)                                   # (E, C), ties to lower t
+    routed = torch.zeros(E, T, dtype=torch.bool).scatter_(1, tok, True).T
+    gates = p * routed.to(p.dtype)
+    per_token = routed.sum(1)
+    info["capacity"] = C
+    info["tokens_by_no_expert"] = int((per_token == 0).sum())
+    info["tokens_by_2plus_experts"] = int((per_token >= 2).sum())
+    return gates, routed, zero(), z_loss(logits), entropy(p)
+
+
+GOLDEN, MASK64 = 0x9E3779B97F4A7C15, (1 << 64) - 1
+
+
+def splitmix64(z):
+    z = (z + GOLDEN) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def route_hash(c, t, info):
+    E, K, T = c["E"], c["K"], c["T"]
+    ids = [int(v) for v in t["token_ids"]]
+    idx = torch.tensor([[splitmix64((ids[i] + k * GOLDEN + c["seed"]) & MASK64) % E for k in range(K)]
+                        for i in range(T)], dtype=torch.long)
+    info["tokens_with_duplicate_experts"] = int(sum(len(set(r)) < K for r in idx.tolist()))
+    w = torch.full((T, K), 1.0 / K, dtype=torch.float64)
+    kept = apply_capacity(c, idx, torch.ones_like(idx, dtype=torch.bool), info)
+    gates, routed = combine(idx, w, kept, E)
+    return gates, routed, zero(), zero(), zero()
+
+
+def route_dense(c, t, info):
+    E = c["E"]
+    logits = router_logits(c, t)
+    p = torch.softmax(logits, dim=-1)
+    aux = switch_aux(E, torch.full((E,), c["T"]), p)                  # f_e = 1 for every e
+    return p, torch.ones_like(p, dtype=torch.bool), aux, z_loss(logits), entropy(p)
+
+
+def route_top_p(c, t, info):
+    E, K = c["E"], c["K"]
+    logits = router_logits(c, t)
+    p = torch.softmax(logits, dim=-1)
+    ps, order = sort_desc(p)
+    cs = ps.detach().cumsum(-1)
+    if K > 1:   # cs[:, j] > top_p decides whether the prefix stops at j + 1 < K
+        info["margin"] = min(info["margin"], float((cs[:, :K - 1] - c["top_p"]).abs().min()))
+    m = ((cs <= c["top_p"]).sum(-1) + 1).clamp(max=min(K, E))      # first cumsum strictly above
+    active = torch.arange(K).unsqueeze(0) < m.unsqueeze(1)
+    idx, w = order[:, :K], ps[:, :K]                                  # weights p, not renormalised
+    info["experts_per_token_histogram"] = {int(v): int((m == v).sum()) for v in m.unique()}
+    kept = apply_capacity(c, idx, active, info)
+    aux = switch_aux(E, (F.one_hot(idx, E) * active.unsqueeze(-1)).sum((0, 1)), p)
+    gates, routed = combine(idx, w, kept, E)
+    return gates, routed, aux, z_loss(logits), entropy(p)
+
+
+ROUTERS = dict(topk=route_topk, gshard=route_gshard, noisy_topk=route_noisy_topk,
+               sigmoid_bias=route_sigmoid_bias, expert_choice=route_expert_choice, hash=route_hash,
+               dense=route_dense, top_p=route_top_p)
+
+
+# ---------------------------------------------------------------- layer, inputs, checks, output
+def forward(c, t):
+    info = {"margin": math.inf}
+    gates, routed, aux, z, ent = ROUTERS[c["router"]](c, t, info)
+    x = t["x"]
+    y = torch.zeros_like(x)
+    for e in range(c["E"]):
+        ts = torch.where(routed[:, e])[0]
+        if ts.numel():
+            out = swiglu(x[ts], t["experts.w1"][e], t["experts.w3"][e], t["experts.w2"][e])
+            y = y.index_add(0, ts, out * gates[ts, e, None])
+    for s in range(c["S"]):
+        y = y + swiglu(x, t["shared.w1"][s], t["shared.w3"][s], t["shared.w2"][s])
+    loss = (y * t["dy"]).sum() + c["aux_coef"] * aux + c["z_coef"] * z + c["entropy_coef"] * ent
+    return dict(y=y, gates=gates, routed=routed, aux=aux, z=z, ent=ent, loss=loss, info=info)
+
+
+def make_inputs(c):
+    g = torch.Generator().manual_seed(c["rng"])
+    T, D, Fh, E, S, Fs = c["T"], c["D"], c["F"], c["E"], c["S"], c["Fs"]
+
+    def rnd(*shape, scale=1.0):  # drawn in float32, then used exactly in float64
+        return (torch.randn(*shape, generator=g, dtype=torch.float32) * scale).double()
+
+    t = {
+        "x": rnd(T, D),
+        "router.weight": rnd(E, D, scale=1 / math.sqrt(D)),
+        "experts.w1": rnd(E, Fh, D, scale=1 / math.sqrt(D)),
+        "experts.w3": rnd(E, Fh, D, scale=1 / math.sqrt(D)),
+        "experts.w2": rnd(E, D, Fh, scale=1 / math.sqrt(Fh)),
+        "shared.w1": rnd(S, Fs, D, scale=1 / math.sqrt(D)),
+        "shared.w3": rnd(S, Fs, D, scale=1 / math.sqrt(D)),
+        "shared.w2": rnd(S, D, Fs, scale=1 / math.sqrt(max(Fs, 1))),
+        "dy": rnd(T, D),
+    }
+    kind = c["router"]
+    if kind == "noisy_topk":
+        t["router.noise_weight"] = rnd(E, D, scale=1 / math.sqrt(D))
+        t["router.noise"] = rnd(T, E)
+    if kind == "sigmoid_bias":
+        t["router.bias"] = rnd(E, scale=0.1)
+    if kind == "gshard":
+        t["router.uniform"] = torch.rand(T, generator=g, dtype=torch.float32).double()
+    if c["jitter"] > 0:
+        eps = c["jitter"]
+        u = torch.rand(T, D, generator=g, dtype=torch.float32)
+        t["router.jitter"] = ((1 - eps) + 2 * eps * u).double()        # f32 arithmetic, f32 values
+    if kind == "hash":
+        t["token_ids"] = torch.randint(0, 1000, (T,), generator=g, dtype=torch.int32)
+    if c["skew"]:
+        # Push every token towards experts 0 and 1 so capacity actually drops assignments.
+        direction = rnd(D)
+        t["x"] = (t["x"] + 0.8 * direction).float().double()
+        bias = torch.zeros(E, D, dtype=torch.float64)
+        bias[0] = c["skew"] * direction / direction.norm()
+        bias[1] = 0.5 * c["skew"] * direction / direction.norm()
+        t["router.weight"] = (t["router.weight"] + bias).float().double()
+    if c["avoid"]:
+        # Expert choice: shrink each token's logits to 5% (x moves in W's row space via pinv(W)),
+        # then drop one random logit by 0.5..4. A token's other three p are then nearly equal,
+        # and one that avoids little is below the C-th best of all its columns: nobody picks it.
+        pinv = torch.linalg.pinv(t["router.weight"])                        # (D, E)
+        avoided = torch.randint(0, E, (T,), generator=g)
+        amount = 0.5 + 3.5 * torch.rand(T, generator=g, dtype=torch.float32).double()
+        x = t["x"] - 0.95 * (t["x"] @ t["router.weight"].T) @ pinv.T - amount[:, None] * pinv.T[avoided]
+        t["x"] = x.float().double()
+    return t
+
+
+def finite_difference_selfcheck(c, t, grads, routed):
+    """Guards the reference itself: a few autograd entries against central differences."""
+    names = ["x", "router.weight", "experts.w1"] + (["router.noise_weight"] if c["router"] == "noisy_topk" else [])
+    for name in names:
+        n = t[name].numel()
+        for flat in (0, n // 2, n - 1):
+            def loss_at(delta):
+                tt = dict(t)
+                tt[name] = t[name].clone()
+                tt[name].view(-1)[flat] += delta
+                r = forward(c, tt)
+                assert torch.equal(r["routed"], routed), (c["name"], name, flat, "selection changed")
+                return float(r["loss"])
+            h = 1e-6
+            fd = (loss_at(h) - loss_at(-h)) / (2 * h)
+            an = float(grads[name].reshape(-1)[flat])
+            assert abs(fd - an) <= 1e-6 + 1e-5 * abs(fd), (c["name"], name, flat, fd, an)
+
+
+def check_properties(c, info):
+    name = c["name"]
+    assert info["margin"] >= MARGIN, f"{name}: a decision is {info['margin']:.2e} from a tie; change rng"
+    if c["capacity_factor"] > 0 and c["router"] != "expert_choice":
+        assert info["dropped_by_capacity"] >= 3, f"{name}: only {info['dropped_by_capacity']} dropped"
+    if c["router"] == "gshard":
+        assert info["second_dropped_by_u"] >= 3 and info["second_kept_by_u"] >= 3, info
+    if c["n_group"] > 1:
+        assert info["tokens_changed_by_groups"] >= 1, info
+    if c["router"] == "expert_choice":
+        assert info["tokens_by_no_expert"] >= 1 and info["tokens_by_2plus_experts"] >= 1, info
+    if c["router"] == "top_p":
+        assert len(info["experts_per_token_histogram"]) >= 2, info
+
+
+def meta_value(v):
+    return repr(float(v)) if isinstance(v, float) else str(v)
+
+
+def generate(c):
+    t = make_inputs(c)
+    params = {k: (v.clone().requires_grad_(True) if k in GRAD_NAMES else v) for k, v in t.items()}
+    r = forward(c, params)
+    r["loss"].backward()
+    grads = {k: (params[k].grad if params[k].grad is not None else torch.zeros_like(t[k]))
+             for k in GRAD_NAMES if k in t}
+    check_properties(c, r["info"])
+    finite_difference_selfcheck(c, t, grads, r["routed"])
+
+    f32 = lambda v: v.detach().float().numpy()  # noqa: E731
+    keep = lambda k: c["S"] > 0 or not k.startswith("shared.")  # noqa: E731
+    out = {}
+    for k, v in t.items():
+        if keep(k):
+            out[k] = v.numpy() if k == "token_ids" else f32(v)
+    out.update({"y": f32(r["y"]), "gates": f32(r["gates"]), "aux_loss": f32(r["aux"].reshape(1)),
+                "z_loss": f32(r["z"].reshape(1)), "entropy_loss": f32(r["ent"].reshape(1))})
+    for k, g in grads.items():
+        if keep(k):
+            out["grad." + k] = f32(g)
+    meta = {k: meta_value(c[k]) for k in META_KEYS}
+    meta["generator"] = "tools/gen_router_fixtures.py"
+    meta["torch"] = torch.__version__
+    path = os.path.join(OUT, f"router_{c['name']}.safetensors")
+    write_safetensors(path, out, meta)
+    info = dict(r["info"])
+    info["margin"] = f"{info['margin']:.2e}"
+    print(f"{os.path.relpath(path)}: {os.path.getsize(path)} bytes, "
+          f"aux {float(r['aux']):.6g} z {float(r['z']):.6g} entropy {float(r['ent']):.6g}, {info}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    os.makedirs(OUT, exist_ok=True)
+    for cs in CASES:
+        generate(cs)
