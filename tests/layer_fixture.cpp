@@ -38,6 +38,7 @@ LayerFixture::LayerFixture(const std::string& name, const std::string& prefix)
         r.n_group = i("n_group");
         r.topk_group = i("topk_group");
         r.seq_len = i("seq_len");
+        if (file.metadata().count("sinkhorn_iters")) r.sinkhorn_iters = i("sinkhorn_iters");
         r.top_p = std::stod(file.meta("top_p"));
         r.router_jitter_noise = std::stod(file.meta("jitter"));
         r.seed = uint64_t(i("seed"));

@@ -12,6 +12,7 @@
 #include "moe/error.h"
 #include "moe/moe_layer.h"
 #include "moe/rng.h"
+#include "moe/router_internal.h"
 
 using namespace moe;
 using moe::test::LayerFixture;
@@ -23,7 +24,7 @@ namespace {
 // Measured: at most 4.1e-7 (expert_choice's router gradient); 2e-6 is ~5x that.
 constexpr double kTol = 2e-6;
 
-const char* kRouterCases[] = {"topk_group", "topk_dbrx",     "switch_jitter", "gshard", "noisy_topk",
+const char* kRouterCases[] = {"topk_group", "topk_dbrx", "switch_jitter", "gshard", "noisy_topk", "sinkhorn", "base",
                               "sigmoid_bias", "expert_choice", "hash",        "dense",  "top_p"};
 
 // (T, E) combine weight of expert e for token t, from the plan.
@@ -253,4 +254,72 @@ TEST(RouterErrors, ImpossibleOptionsGetAClearMessage) {
 TEST(RouterErrors, HashWithoutTokenIdsSaysWhatItNeeds) {
     SkewedLayer L(RouterKind::hash, 8, 4, 1);
     EXPECT_NE(error_of([&] { L.forward(); }).find("the hash router needs the tokens' ids"), std::string::npos);
+}
+
+namespace {
+// The best total score over every assignment with at most C = ceil(T / E) tokens per expert.
+double brute_force_best(const std::vector<float>& a, int64_t T, int64_t E) {
+    const int64_t C = (T + E - 1) / E;
+    std::vector<int64_t> count(static_cast<size_t>(E), 0);
+    double best = -1e30;
+    std::function<void(int64_t, double)> go = [&](int64_t t, double total) {
+        if (t == T) {
+            best = std::max(best, total);
+            return;
+        }
+        for (int64_t e = 0; e < E; ++e) {
+            if (count[size_t(e)] == C) continue;
+            ++count[size_t(e)];
+            go(t + 1, total + a[size_t(t * E + e)]);
+            --count[size_t(e)];
+        }
+    };
+    go(0, 0.0);
+    return best;
+}
+}  // namespace
+
+TEST(RouterBalance, BaseAuctionFindsTheOptimalBalancedAssignment) {
+    Rng rng(5);
+    for (auto [T, E] : {std::pair<int64_t, int64_t>{9, 3}, {8, 4}, {10, 2}, {7, 3}, {9, 4}}) {
+        for (int trial = 0; trial < 5; ++trial) {
+            std::vector<float> a(static_cast<size_t>(T * E));
+            rng.fill_normal(a.data(), T * E, 0.0f, 1.0f);
+            for (int64_t t = 0; t < T; ++t) a[size_t(t * E)] += 1.5f;  // everyone prefers expert 0
+            std::vector<int32_t> expert(static_cast<size_t>(T));
+            balanced_assignment(expert.data(), a.data(), T, E);
+            std::vector<int64_t> count(static_cast<size_t>(E), 0);
+            double total = 0;
+            for (int64_t t = 0; t < T; ++t) {
+                ++count[size_t(expert[size_t(t)])];
+                total += a[size_t(t * E + expert[size_t(t)])];
+            }
+            for (int64_t e = 0; e < E; ++e) EXPECT_LE(count[size_t(e)], (T + E - 1) / E);
+            EXPECT_NEAR(total, brute_force_best(a, T, E), 1e-4) << "T " << T << " E " << E << " trial " << trial;
+        }
+    }
+}
+
+TEST(RouterBalance, BaseGivesEveryExpertExactlyTOverE) {
+    SkewedLayer L(RouterKind::base, 256, 8, 1);
+    L.forward();
+    for (int64_t e = 0; e < 8; ++e) EXPECT_EQ(L.cache.plan.count(e), 32) << "expert " << e;
+    L.cfg.router.training = false;  // inference: greedy argmax, the skew shows
+    L.forward();
+    EXPECT_GT(L.max_over_mean(), 3.0);
+}
+
+TEST(RouterBalance, SinkhornBalancesTheSelection) {
+    SkewedLayer S(RouterKind::sinkhorn, 256, 8, 1);
+    S.forward();
+    const std::vector<float>& pi = S.cache.router.choice;
+    for (int64_t e = 0; e < 8; ++e) {  // the last normalisation is the columns': exact T / E
+        double col = 0;
+        for (int64_t t = 0; t < 256; ++t) col += pi[size_t(t * 8 + e)];
+        EXPECT_NEAR(col, 32.0, 1e-3);
+    }
+    SkewedLayer T(RouterKind::topk, 256, 8, 1);
+    T.forward();
+    EXPECT_GT(T.max_over_mean(), 3.0);
+    EXPECT_LT(S.max_over_mean(), 0.5 * T.max_over_mean()) << "topk " << T.max_over_mean();
 }

@@ -7,10 +7,13 @@ from float32-drawn inputs, with every gradient from torch autograd, checked agai
 finite differences before anything is written. Writes tests/fixtures/router_<case>.safetensors
 (float32 / int32 tensors; the config as strings in __metadata__). The router's random draws
 (noisy_topk's n, gshard's u, the jitter multipliers) are stored as inputs so the C++ side can
-replay them.
+replay them. The balanced assignment of `base` is found by exhaustive enumeration (the independent
+check of the C++ auction algorithm), so that case is kept small.
 
     /usr/bin/python3 tools/gen_router_fixtures.py      # Debian's python3-torch (1.13) is enough
 """
+import functools
+import itertools
 import math
 import os
 import sys
@@ -27,6 +30,7 @@ DEFAULTS = dict(T=32, D=16, F=24, K=2, S=0, Fs=0, renormalize=0, norm_p=1.0, cap
 META_KEYS = ["router", "T", "D", "F", "E", "K", "S", "Fs", "renormalize", "norm_p", "capacity_factor",
              "routed_scaling_factor", "n_group", "topk_group", "seq_len", "top_p", "jitter", "seed",
              "aux_coef", "z_coef", "entropy_coef"]
+OPTIONAL_META_KEYS = ["sinkhorn_iters"]   # written only by the cases that set them (C++ defaults)
 
 
 def case(name, router, **kw):
@@ -47,6 +51,9 @@ CASES = [
     case("hash", "hash", E=4, K=2, seed=7, rng=18),
     case("dense", "dense", E=4, K=4, entropy_coef=0.02, rng=19),
     case("top_p", "top_p", F=20, E=8, K=8, top_p=0.6, entropy_coef=0.05, rng=20),
+    case("sinkhorn", "sinkhorn", F=20, E=8, K=2, renormalize=1, sinkhorn_iters=8, skew=0.5,
+         rng=29),
+    case("base", "base", T=12, F=20, E=3, K=1, skew=0.5, rng=23),
 ]
 
 MARGIN = 1e-4   # every discrete decision must be this far from flipping (f32 C++ side, FD check)
@@ -311,9 +318,76 @@ def route_top_p(c, t, info):
     return gates, routed, aux, z_loss(logits), entropy(p)
 
 
+def sinkhorn(logits, iters):
+    """Pi from exp(logits - row max): `iters` times rows to sum 1, then columns to sum T / E."""
+    T, E = logits.shape
+    pi = torch.exp(logits - logits.max(-1, keepdim=True).values)
+    for _ in range(iters):
+        pi = pi / pi.sum(-1, keepdim=True)
+        pi = pi / pi.sum(0, keepdim=True) * (T / E)
+    return pi
+
+
+def max_load(idx, E):
+    return int(F.one_hot(idx, E).sum((0, 1)).max())
+
+
+def route_sinkhorn(c, t, info):
+    E, K = c["E"], c["K"]
+    logits = router_logits(c, t)
+    p = torch.softmax(logits, dim=-1)
+    pi = sinkhorn(logits.detach(), c.get("sinkhorn_iters", 8))     # selects only: no gradient
+    note_gap(info, pi, K)
+    idx, plain = topk_idx(pi, K), topk_idx(p.detach(), K)
+    info["tokens_changed_by_sinkhorn"] = n_changed(plain, idx)
+    info["max_load_topk_p"], info["max_load_sinkhorn"] = max_load(plain, E), max_load(idx, E)
+    pk = p.gather(1, idx)
+    w = pk / pk.sum(-1, keepdim=True) if c["renormalize"] else pk
+    kept = apply_capacity(c, idx, torch.ones_like(idx, dtype=torch.bool), info)
+    gates, routed = combine(idx, w, kept, E)
+    return gates, routed, zero(), z_loss(logits), entropy(p)
+
+
+@functools.lru_cache(maxsize=None)
+def balanced_assignments(T, E):
+    """Every assignment of T tokens to E experts, exactly T / E each, as an (N, T) expert index."""
+    C, out = T // E, []
+
+    def fill(assign, free, e):
+        if e == E:
+            out.append(list(assign))
+            return
+        for chosen in itertools.combinations(free, C):
+            for i in chosen:
+                assign[i] = e
+            fill(assign, [i for i in free if i not in chosen], e + 1)
+
+    fill([0] * T, list(range(T)), 0)
+    assert len(out) == math.factorial(T) // math.factorial(C) ** E
+    return torch.tensor(out, dtype=torch.long)
+
+
+def route_base(c, t, info):
+    E, T = c["E"], c["T"]
+    assert c["K"] == 1 and T % E == 0     # C = T / E: every expert gets exactly C tokens
+    logits = router_logits(c, t)
+    cand = balanced_assignments(T, E)                                   # (N, T)
+    totals = logits.detach().gather(1, cand.T).sum(0)                   # sum_t logits[t, e(t)]
+    best = torch.topk(totals, 2)
+    info["optimum_margin"] = float(best.values[0] - best.values[1])
+    info["margin"] = min(info["margin"], info["optimum_margin"])
+    idx = cand[best.indices[0]].unsqueeze(1)                            # (T, 1), held fixed
+    plain = logits.detach().argmax(-1, keepdim=True)
+    info["tokens_changed_by_balance"] = n_changed(plain, idx)
+    info["max_load_argmax"] = max_load(plain, E)
+    w = torch.sigmoid(logits.gather(1, idx))
+    gates, routed = combine(idx, w, torch.ones_like(idx, dtype=torch.bool), E)
+    return gates, routed, zero(), z_loss(logits), zero()
+
+
 ROUTERS = dict(topk=route_topk, gshard=route_gshard, noisy_topk=route_noisy_topk,
                sigmoid_bias=route_sigmoid_bias, expert_choice=route_expert_choice, hash=route_hash,
-               dense=route_dense, top_p=route_top_p)
+               dense=route_dense, top_p=route_top_p, sinkhorn=route_sinkhorn, base=route_base)
 
 
 # ---------------------------------------------------------------- layer, inputs, checks, output
@@ -366,7 +440,8 @@ def make_inputs(c):
     if kind == "hash":
         t["token_ids"] = torch.randint(0, 1000, (T,), generator=g, dtype=torch.int32)
     if c["skew"]:
-        # Push every token towards experts 0 and 1 so capacity actually drops assignments.
+        # Push every token towards experts 0 and 1 so capacity drops assignments and the balancing
+        # routers (sinkhorn, base) choose differently from plain top-k / argmax.
         direction = rnd(D)
         t["x"] = (t["x"] + 0.8 * direction).float().double()
         bias = torch.zeros(E, D, dtype=torch.float64)
@@ -417,6 +492,10 @@ def check_properties(c, info):
         assert info["tokens_by_no_expert"] >= 1 and info["tokens_by_2plus_experts"] >= 1, info
     if c["router"] == "top_p":
         assert len(info["experts_per_token_histogram"]) >= 2, info
+    if c["router"] == "sinkhorn":
+        assert info["tokens_changed_by_sinkhorn"] >= 5, info
+    if c["router"] == "base":
+        assert info["optimum_margin"] >= 1e-3 and info["tokens_changed_by_balance"] >= 3, info
 
 
 def meta_value(v):
@@ -445,6 +524,7 @@ def generate(c):
         if keep(k):
             out["grad." + k] = f32(g)
     meta = {k: meta_value(c[k]) for k in META_KEYS}
+    meta.update({k: meta_value(c[k]) for k in OPTIONAL_META_KEYS if k in c})
     meta["generator"] = "tools/gen_router_fixtures.py"
     meta["torch"] = torch.__version__
     path = os.path.join(OUT, f"router_{c['name']}.safetensors")

@@ -19,6 +19,8 @@ enum class RouterKind {
     hash,           // fixed hash of the token id, no learned router (Roller et al. 2021)
     dense,          // every expert, softmax weights (the degenerate reference)
     top_p,          // per-token number of experts by cumulative probability (Huang et al. 2024)
+    sinkhorn,       // top-k of the Sinkhorn-balanced scores, softmax weights (S-BASE, Clark et al. 2022)
+    base,           // balanced linear assignment by auction, sigmoid gate (BASE, Lewis et al. 2021)
 };
 
 const char* router_kind_name(RouterKind k);
@@ -37,6 +39,7 @@ struct RouterConfig {
     double router_jitter_noise = 0;    // Switch: router input * U[1 - eps, 1 + eps) in training
     double top_p = 0.5;                // top_p: cumulative probability threshold
     int64_t seq_len = 0;               // sigmoid_bias: sequence length of the balance loss (0 = T)
+    int64_t sinkhorn_iters = 8;        // sinkhorn: row / column normalisation rounds
     double bias_update_rate = 1e-3;    // sigmoid_bias: gamma of the aux-loss-free bias update
     uint64_t seed = 0;                 // noise / jitter / random routing stream; hash seed
     bool training = true;              // noise, jitter and random routing only in training
@@ -59,6 +62,7 @@ struct RouterCache {
     std::vector<float> noisy;     // noisy_topk (T, E): clean + n * sd
     std::vector<float> x_router;  // (T, D) the jittered router input (jitter only)
     std::vector<float> bias;      // (E,) sigmoid_bias: the selection bias this forward used
+    std::vector<float> choice;    // (T, E) sinkhorn: the balanced matrix the selection reads
     std::vector<uint8_t> skip;    // (T, Kv) slot left empty (gshard's random drop, top_p)
     RouterNoise noise;
     int64_t step = 0;             // training forwards so far: the RNG stream position

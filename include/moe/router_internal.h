@@ -30,6 +30,13 @@ void noisy_topk_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeL
 void noisy_topk_backward(float* dclean, float* draw, const std::vector<float>& dslot,
                          float aux_coef, const MoeLayerCache& cache, const MoeLayerConfig& c);
 
+// router_balance.cpp. Sinkhorn balancing of exp(logits) (T, E) into pi: rows sum to 1,
+// columns to T / E after `iters` rounds.
+void sinkhorn_balance(float* pi, const float* logits, int64_t T, int64_t E, int64_t iters);
+// BASE: expert[t] maximising sum_t score[t, expert[t]] with at most ceil(T / E) tokens per
+// expert (auction algorithm with epsilon scaling; docs/routers.md says how exact).
+void balanced_assignment(int32_t* expert, const float* score, int64_t T, int64_t E);
+
 // Top-k of score[0..n) among allowed (nullptr = all), descending, ties to the lower index.
 void topk_row(const float* score, int64_t n, int64_t k, const uint8_t* allowed, int32_t* idx,
               float* val);

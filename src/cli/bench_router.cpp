@@ -68,7 +68,8 @@ void register_bench_router(CLI::App& bench) {
         if (o->kind == "all") {
             for (RouterKind k : {RouterKind::topk, RouterKind::gshard, RouterKind::noisy_topk,
                                  RouterKind::sigmoid_bias, RouterKind::expert_choice, RouterKind::hash,
-                                 RouterKind::dense, RouterKind::top_p})
+                                 RouterKind::dense, RouterKind::top_p, RouterKind::sinkhorn,
+                                 RouterKind::base})
                 kinds.push_back(router_kind_name(k));
             kinds.push_back("switch");
         } else {

@@ -14,6 +14,7 @@ void add_router_options(CLI::App* cmd, RouterCliOptions& o) {
     cmd->add_option("--topk-group", o.topk_group, "groups a token may choose from");
     cmd->add_option("--router-jitter-noise", o.router_jitter_noise, "Switch jitter eps (training)");
     cmd->add_option("--top-p", o.top_p, "top_p router: cumulative probability threshold");
+    cmd->add_option("--sinkhorn-iters", o.sinkhorn_iters, "sinkhorn: normalisation rounds");
     cmd->add_option("--seq-len", o.seq_len, "sigmoid_bias: sequence length of the balance loss (0 = all tokens)");
 }
 
@@ -28,6 +29,7 @@ void apply_router_options(const RouterCliOptions& o, MoeLayerConfig& cfg) {
         r.router_jitter_noise = 0.01;
     }
     if (r.kind == RouterKind::gshard) cfg.top_k = 2;
+    if (r.kind == RouterKind::base) cfg.top_k = 1;
     if (r.kind == RouterKind::dense || r.kind == RouterKind::top_p) cfg.top_k = cfg.n_experts;
     if (o.top_k > 0) cfg.top_k = o.top_k;
     if (o.capacity_factor >= 0) cfg.capacity_factor = o.capacity_factor;
@@ -39,6 +41,7 @@ void apply_router_options(const RouterCliOptions& o, MoeLayerConfig& cfg) {
     r.topk_group = o.topk_group;
     r.top_p = o.top_p;
     r.seq_len = o.seq_len;
+    r.sinkhorn_iters = o.sinkhorn_iters;
     moe_layer_validate(cfg);
 }
 

@@ -17,7 +17,8 @@ namespace {
 constexpr RouterKind kAllKinds[] = {RouterKind::topk,          RouterKind::gshard,
                                     RouterKind::noisy_topk,    RouterKind::sigmoid_bias,
                                     RouterKind::expert_choice, RouterKind::hash,
-                                    RouterKind::dense,         RouterKind::top_p};
+                                    RouterKind::dense,         RouterKind::top_p,
+                                    RouterKind::sinkhorn,      RouterKind::base};
 
 uint64_t splitmix64(uint64_t z) {
     z += 0x9E3779B97F4A7C15ull;
@@ -28,7 +29,7 @@ uint64_t splitmix64(uint64_t z) {
 
 bool softmax_kind(RouterKind k) {
     return k == RouterKind::topk || k == RouterKind::gshard || k == RouterKind::expert_choice ||
-           k == RouterKind::dense || k == RouterKind::top_p;
+           k == RouterKind::dense || k == RouterKind::top_p || k == RouterKind::sinkhorn;
 }
 
 // The draws of one forward: given by the caller (checked), or from the seeded stream.
@@ -129,6 +130,12 @@ void select_token(const MoeLayerConfig& c, const RouterCache& rc, int64_t t, int
         finish_weights(w, K, c.renormalize, r.norm_p, r.routed_scaling_factor);
         break;
     }
+    case RouterKind::sinkhorn: {  // the balanced matrix selects (training), p weighs
+        topk_row(r.training ? rc.choice.data() + t * E : p, E, K, nullptr, idx, w);
+        for (int64_t k = 0; k < K; ++k) w[k] = p[idx[k]];
+        finish_weights(w, K, c.renormalize, r.norm_p, 1.0);
+        break;
+    }
     case RouterKind::gshard: {
         topk_row(p, E, 2, nullptr, idx, w);
         finish_weights(w, 2, true, 1.0, 1.0);
@@ -206,6 +213,8 @@ const char* router_kind_name(RouterKind k) {
     case RouterKind::hash: return "hash";
     case RouterKind::dense: return "dense";
     case RouterKind::top_p: return "top_p";
+    case RouterKind::sinkhorn: return "sinkhorn";
+    case RouterKind::base: return "base";
     }
     return "?";
 }
@@ -247,6 +256,8 @@ void router_validate(const MoeLayerConfig& c) {
     MOE_CHECK(E <= 1024, op, "n_experts must be <= 1024, got " + std::to_string(E));
     MOE_CHECK(r.kind != RouterKind::gshard || K == 2, op, kind + " routes to exactly 2 experts; set top_k = 2, got " + std::to_string(K));
     MOE_CHECK(r.kind != RouterKind::noisy_topk || K < E, op, kind + " needs top_k < n_experts (the load loss uses the (K+1)-th logit), got K = " + std::to_string(K) + ", E = " + std::to_string(E));
+    MOE_CHECK(r.kind != RouterKind::base || K == 1, op, kind + " assigns each token to one expert; set top_k = 1, got " + std::to_string(K));
+    MOE_CHECK(r.sinkhorn_iters >= 1 && r.sinkhorn_iters <= 1000, op, "sinkhorn_iters must be in [1, 1000], got " + std::to_string(r.sinkhorn_iters));
     MOE_CHECK(r.kind != RouterKind::dense || K == E, op, kind + " uses every expert; set top_k = n_experts = " + std::to_string(E) + ", got " + std::to_string(K));
     MOE_CHECK(r.kind != RouterKind::top_p || (r.top_p > 0 && r.top_p < 1), op, kind + ": top_p must be in (0, 1), got " + std::to_string(r.top_p));
     MOE_CHECK(r.norm_p > 0 && std::isfinite(r.norm_p), op, "norm_p must be > 0, got " + std::to_string(r.norm_p));
@@ -306,7 +317,7 @@ void router_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayer
             float lse = m + float(std::log(sum));
             rc.lse[size_t(t)] = lse;
             z += double(lse) * lse;
-            if (r.kind == RouterKind::sigmoid_bias) {
+            if (r.kind == RouterKind::sigmoid_bias || r.kind == RouterKind::base) {
                 for (int64_t e = 0; e < E; ++e) p[e] = 1.0f / (1.0f + std::exp(-l[e]));
             } else {
                 for (int64_t e = 0; e < E; ++e) p[e] = std::exp(l[e] - lse);
@@ -327,16 +338,32 @@ void router_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayer
         noisy_topk_forward(cache, losses, c, raw.data(), T);
     } else if (r.kind == RouterKind::expert_choice) {
         select_expert_choice(c, plan, rc, T);
+    } else if (r.kind == RouterKind::base) {
+        if (r.training) {
+            balanced_assignment(plan.topk_idx.data(), rc.logits.data(), T, E);
+        } else {
+            for (int64_t t = 0; t < T; ++t) {
+                const float* l = rc.logits.data() + t * E;
+                plan.topk_idx[size_t(t)] = int32_t(std::max_element(l, l + E) - l);
+            }
+        }
+        for (int64_t t = 0; t < T; ++t) plan.topk_weight[size_t(t)] = rc.probs[size_t(t * E + plan.topk_idx[size_t(t)])];
     } else {
+        if (r.kind == RouterKind::sinkhorn && r.training) {
+            rc.choice.resize(size_t(T * E));
+            sinkhorn_balance(rc.choice.data(), rc.logits.data(), T, E, r.sinkhorn_iters);
+        }
 #pragma omp parallel for schedule(static)
         for (int64_t t = 0; t < T; ++t)
             select_token(c, rc, t, plan.topk_idx.data() + t * Kv, plan.topk_weight.data() + t * Kv,
                          rc.skip.data() + t * Kv, token_ids);
     }
-    int64_t capacity = r.kind == RouterKind::expert_choice ? 0 : route_capacity(c.capacity_factor, T, K, E);
+    const bool balanced = r.kind == RouterKind::expert_choice || r.kind == RouterKind::base;
+    int64_t capacity = balanced ? 0 : route_capacity(c.capacity_factor, T, K, E);
     route_plan_build(plan, T, Kv, E, capacity, rc.skip.data());
-    if (r.kind == RouterKind::hash || r.kind == RouterKind::expert_choice || r.kind == RouterKind::noisy_topk)
-        return;  // no balance loss (hash, expert choice) or already computed (noisy)
+    if (r.kind == RouterKind::hash || r.kind == RouterKind::noisy_topk || r.kind == RouterKind::expert_choice ||
+        r.kind == RouterKind::sinkhorn || r.kind == RouterKind::base)
+        return;  // no balance loss (hash, balanced by construction) or already computed (noisy)
 
     // Balance losses. f_e counts choices before capacity (gshard: first choices only).
     const float* p = rc.probs.data();

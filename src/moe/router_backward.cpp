@@ -32,10 +32,12 @@ void token_dscores(float* d, const MoeLayerConfig& c, const RouterCache& rc, con
     const int64_t E = c.n_experts, K = c.top_k, Kv = plan.top_k, T = plan.n_tokens;
     const float* p = rc.probs.data() + t * E;
     const int32_t* idx = plan.topk_idx.data() + t * Kv;
-    const bool softmax = r.kind != RouterKind::sigmoid_bias;
+    const bool softmax = r.kind != RouterKind::sigmoid_bias && r.kind != RouterKind::base;
+    const bool switch_aux = r.kind == RouterKind::topk || r.kind == RouterKind::gshard ||
+                            r.kind == RouterKind::dense || r.kind == RouterKind::top_p;
     std::fill_n(d, E, 0.0f);
     if (softmax) {
-        if (r.kind != RouterKind::expert_choice) {  // Switch balance loss: d/dp = E f_e / T
+        if (switch_aux) {  // Switch balance loss: d/dp = E f_e / T
             for (int64_t e = 0; e < E; ++e) d[e] = coefs.aux * float(E) * rc.load[size_t(e)] / float(T);
         }
         if (coefs.entropy != 0) {
@@ -47,15 +49,17 @@ void token_dscores(float* d, const MoeLayerConfig& c, const RouterCache& rc, con
     switch (r.kind) {
     case RouterKind::topk:
     case RouterKind::gshard:
-    case RouterKind::sigmoid_bias: {
+    case RouterKind::sigmoid_bias:
+    case RouterKind::sinkhorn: {
         const bool gshard = r.kind == RouterKind::gshard;
+        const bool scaled = r.kind == RouterKind::topk || r.kind == RouterKind::sigmoid_bias;
         for (int64_t k = 0; k < K; ++k) b[k] = p[idx[k]];
         weights_backward(db, b, dslot, K, gshard || c.renormalize, gshard ? 1.0 : r.norm_p,
-                         gshard ? 1.0 : r.routed_scaling_factor);
+                         scaled ? r.routed_scaling_factor : 1.0);
         for (int64_t k = 0; k < K; ++k) d[idx[k]] += db[k];
         break;
     }
-    default:  // dense, top_p, expert_choice: w = p
+    default:  // dense, top_p, expert_choice: w = p; base: w = sigmoid(logit)
         for (int64_t k = 0; k < Kv; ++k)
             if (idx[k] >= 0) d[idx[k]] += dslot[k];
         break;
@@ -104,7 +108,7 @@ void router_backward(float* dx, const MoeLayerParams& grads, const std::vector<f
         const float lse = rc.lse[size_t(t)];
         if (r.kind != RouterKind::noisy_topk) {
             token_dscores(d, c, rc, plan, dslot.data() + t * Kv, coefs, t);
-            if (r.kind == RouterKind::sigmoid_bias) {
+            if (r.kind == RouterKind::sigmoid_bias || r.kind == RouterKind::base) {
                 for (int64_t e = 0; e < E; ++e) d[e] *= p[e] * (1.0f - p[e]);
             } else {  // softmax backward
                 double s = 0;
