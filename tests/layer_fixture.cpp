@@ -39,6 +39,8 @@ LayerFixture::LayerFixture(const std::string& name, const std::string& prefix)
         r.topk_group = i("topk_group");
         r.seq_len = i("seq_len");
         if (file.metadata().count("sinkhorn_iters")) r.sinkhorn_iters = i("sinkhorn_iters");
+        if (file.metadata().count("router_dim")) r.router_dim = i("router_dim");
+        if (file.metadata().count("dselect_gamma")) r.dselect_gamma = std::stod(file.meta("dselect_gamma"));
         r.top_p = std::stod(file.meta("top_p"));
         r.router_jitter_noise = std::stod(file.meta("jitter"));
         r.seed = uint64_t(i("seed"));
@@ -58,6 +60,8 @@ LayerFixture::LayerFixture(const std::string& name, const std::string& prefix)
     load_into(file, "router.weight", params.router);
     if (file.has("router.noise_weight")) load_into(file, "router.noise_weight", params.router_noise);
     if (file.has("router.bias")) load_into(file, "router.bias", params.router_bias);
+    if (file.has("router.proj")) load_into(file, "router.proj", params.router_proj);
+    if (file.has("router.temperature")) load_into(file, "router.temperature", params.router_temp);
     load_into(file, "experts.w1", params.w1);
     load_into(file, "experts.w3", params.w3);
     load_into(file, "experts.w2", params.w2);

@@ -24,8 +24,9 @@ namespace {
 // Measured: at most 4.1e-7 (expert_choice's router gradient); 2e-6 is ~5x that.
 constexpr double kTol = 2e-6;
 
-const char* kRouterCases[] = {"topk_group", "topk_dbrx", "switch_jitter", "gshard", "noisy_topk", "sinkhorn", "base",
-                              "sigmoid_bias", "expert_choice", "hash",        "dense",  "top_p"};
+const char* kRouterCases[] = {"topk_group",   "topk_dbrx",     "switch_jitter", "gshard", "noisy_topk",
+                              "sigmoid_bias", "expert_choice", "hash",          "dense",  "top_p",
+                              "sinkhorn",     "base",          "xmoe",          "dselect", "mod"};
 
 // (T, E) combine weight of expert e for token t, from the plan.
 std::vector<float> gates_of(const RoutePlan& plan) {
@@ -90,6 +91,10 @@ TEST_P(RouterFixtureTest, BackwardMatchesPyTorch) {
         for (int64_t i = 0; i < r.f.grads.router.numel(); ++i) ASSERT_EQ(r.f.grads.router.f32()[i], 0.0f);
     } else {
         EXPECT_LT(scaled_max_error(r.f.grads.router.f32(), grouter), kTol);
+    }
+    if (file.has("grad.router.proj")) {
+        EXPECT_LT(scaled_max_error(r.f.grads.router_proj.f32(), file.f32("grad.router.proj")), kTol);
+        EXPECT_LT(scaled_max_error(r.f.grads.router_temp.f32(), file.f32("grad.router.temperature")), kTol);
     }
     if (file.has("grad.router.noise_weight")) {
         EXPECT_LT(scaled_max_error(r.f.grads.router_noise.f32(), file.f32("grad.router.noise_weight")), kTol);
@@ -322,4 +327,46 @@ TEST(RouterBalance, SinkhornBalancesTheSelection) {
     T.forward();
     EXPECT_GT(T.max_over_mean(), 3.0);
     EXPECT_LT(S.max_over_mean(), 0.5 * T.max_over_mean()) << "topk " << T.max_over_mean();
+}
+
+TEST(RouterProperties, ModSendsExactlyCTokensThroughTheBlock) {
+    SkewedLayer L(RouterKind::mod, 64, 1, 1);
+    L.cfg.capacity_factor = 0.25;
+    L.forward();
+    ASSERT_EQ(L.cache.plan.count(0), 16);
+    std::vector<uint8_t> through(64, 0);
+    for (int64_t a = 0; a < 16; ++a) through[size_t(L.cache.plan.token_index[size_t(a)])] = 1;
+    for (int64_t t = 0; t < 64; ++t) {
+        if (through[size_t(t)]) continue;
+        for (int64_t d = 0; d < 16; ++d) ASSERT_EQ(L.y.f32()[t * 16 + d], 0.0f) << "token " << t;  // around the block
+    }
+}
+
+TEST(RouterProperties, DselectGatesSumToOneAndSparsifyWhenSaturated) {
+    SkewedLayer L(RouterKind::dselect, 64, 8, 2);
+    L.forward();
+    for (int64_t t = 0; t < 64; ++t) {
+        double sum = 0;
+        for (int64_t e = 0; e < 8; ++e) sum += L.cache.plan.topk_weight[size_t(t * 8 + e)];
+        EXPECT_NEAR(sum, 1.0, 1e-5);  // each selector is a distribution over the experts
+    }
+    // Large selector logits saturate every smooth step: each selector picks one expert.
+    for (int64_t i = 0; i < L.p.router.numel(); ++i) L.p.router.f32()[i] *= 1000.0f;
+    L.forward();
+    for (int64_t t = 0; t < 64; ++t) {
+        int used = 0;
+        for (int64_t e = 0; e < 8; ++e) used += L.cache.plan.assignment[size_t(t * 8 + e)] >= 0;
+        EXPECT_GE(used, 1);
+        EXPECT_LE(used, 2);  // K = 2 selectors
+    }
+}
+
+TEST(RouterProperties, XmoeLogitsAreCosinesOverTheTemperature) {
+    SkewedLayer L(RouterKind::xmoe, 64, 8, 2);
+    L.forward();
+    const float tau = L.p.router_temp.f32()[0];
+    EXPECT_FLOAT_EQ(tau, 0.07f);
+    for (float l : L.cache.router.logits) EXPECT_LE(std::fabs(l), 1.0f / tau * (1 + 1e-5f));
+    L.p.router_temp.f32()[0] = -1.0f;
+    EXPECT_NE(error_of([&] { L.forward(); }).find("temperature (router_temp) must be a positive number"), std::string::npos);
 }

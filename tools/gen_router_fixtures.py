@@ -30,7 +30,7 @@ DEFAULTS = dict(T=32, D=16, F=24, K=2, S=0, Fs=0, renormalize=0, norm_p=1.0, cap
 META_KEYS = ["router", "T", "D", "F", "E", "K", "S", "Fs", "renormalize", "norm_p", "capacity_factor",
              "routed_scaling_factor", "n_group", "topk_group", "seq_len", "top_p", "jitter", "seed",
              "aux_coef", "z_coef", "entropy_coef"]
-OPTIONAL_META_KEYS = ["sinkhorn_iters"]   # written only by the cases that set them (C++ defaults)
+OPTIONAL_META_KEYS = ["sinkhorn_iters", "router_dim", "dselect_gamma"]   # only by the cases that set them
 
 
 def case(name, router, **kw):
@@ -54,11 +54,22 @@ CASES = [
     case("sinkhorn", "sinkhorn", F=20, E=8, K=2, renormalize=1, sinkhorn_iters=8, skew=0.5,
          rng=29),
     case("base", "base", T=12, F=20, E=3, K=1, skew=0.5, rng=23),
+    # temperature: the stored tau (the 0.07 init would make the logits O(10)).
+    case("xmoe", "xmoe", F=20, E=8, K=2, router_dim=4, temperature=0.3, renormalize=1,
+         entropy_coef=0.02, rng=31),
+    # router_scale: the selector rows are drawn at router_scale / sqrt(D), so z ~ N(0, ~1.5^2):
+    # a part inside the smooth step's open interval, the rest saturated.
+    case("dselect", "dselect", F=20, E=8, K=2, dselect_gamma=1.0, router_scale=1.5,
+         entropy_coef=0.01, rng=50),
+    case("mod", "mod", F=20, E=1, K=1, S=1, Fs=12, capacity_factor=0.25, rng=33),
 ]
 
 MARGIN = 1e-4   # every discrete decision must be this far from flipping (f32 C++ side, FD check)
+# dselect: S(-g/2 + d) ~ 3 d^2 / g^2, and an f32 evaluation of the cubic has an absolute error of
+# ~1e-7, so a z within 1e-4 of +-g/2 could give an f32 gate of 0: keep the z further away.
+DSELECT_EDGE_MARGIN = 1e-3
 GRAD_NAMES = ["x", "router.weight", "router.noise_weight", "experts.w1", "experts.w3", "experts.w2",
-              "shared.w1", "shared.w3", "shared.w2"]
+              "shared.w1", "shared.w3", "shared.w2", "router.proj", "router.temperature"]
 
 
 # ---------------------------------------------------------------- helpers shared by the routers
@@ -153,8 +164,12 @@ def switch_aux(E, counts, p):
 # ---------------------------------------------------------------- the routers, one per kind
 # Each returns gates (T, E) (differentiable), routed (T, E) bool, aux, z, entropy.
 def route_topk(c, t, info):
+    return topk_from_logits(c, router_logits(c, t), info)
+
+
+def topk_from_logits(c, logits, info):
+    """topk from the logits on (shared with xmoe): softmax, top-K, weights, capacity, losses."""
     E, K = c["E"], c["K"]
-    logits = router_logits(c, t)
     p = torch.softmax(logits, dim=-1)
     score = p.detach()
     if c["n_group"] > 1:     # DeepSeek-V2: group score = max p in the group
@@ -385,9 +400,75 @@ def route_base(c, t, info):
     return gates, routed, zero(), z_loss(logits), zero()
 
 
+def route_xmoe(c, t, info):
+    """X-MoE: cosine of the projected token and the expert embedding, over tau, then topk."""
+    assert c["n_group"] == 1
+    h = router_input(c, t) @ t["router.proj"].T                                   # (T, R)
+    hn = h / h.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    w = t["router.weight"]                                                          # (E, R)
+    en = w / w.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    logits = (hn @ en.T) / t["router.temperature"]
+    info["logit_absmax"] = round(float(logits.detach().abs().max()), 4)
+    return topk_from_logits(c, logits, info)
+
+
+def smooth_step(u, g):
+    cubic = -2 * u ** 3 / g ** 3 + 3 * u / (2 * g) + 0.5
+    return torch.where(u <= -g / 2, torch.zeros_like(u), torch.where(u >= g / 2, torch.ones_like(u), cubic))
+
+
+def route_dselect(c, t, info):
+    """DSelect-k: K selectors, each a product of m = log2 E smooth steps, mixed by softmax(alpha)."""
+    E, K, T = c["E"], c["K"], c["T"]
+    m = E.bit_length() - 1
+    assert E == 1 << m and m >= 1
+    g = c.get("dselect_gamma", 1.0)
+    a = router_input(c, t) @ t["router.weight"].T                                  # (T, K (m + 1))
+    assert a.shape[1] == K * (m + 1)
+    z = a[:, :K * m].reshape(T, K, m)                                               # row i * m + j
+    alpha = a[:, K * m:]                                                            # row K * m + i
+    # A z at +-g/2 is a kink (and decides which gates are exactly 0): keep every z away from it.
+    info["margin"] = min(info["margin"], float((z.detach().abs() - g / 2).abs().min()))
+    info["z_inside_fraction"] = round(float((z.detach().abs() < g / 2).double().mean()), 3)
+    s = smooth_step(z, g)                                                           # (T, K, m)
+    r = torch.ones(T, K, E, dtype=z.dtype)
+    for j in range(m):
+        bit = torch.tensor([(e >> j) & 1 for e in range(E)], dtype=torch.bool)      # bit j of e
+        sj = s[:, :, j:j + 1]
+        r = r * torch.where(bit, sj, 1 - sj)                                        # (T, K, E)
+    gate = (torch.softmax(alpha, dim=-1).unsqueeze(-1) * r).sum(1)                 # (T, E)
+    routed = gate.detach() > 0
+    gates = torch.where(routed, gate, torch.zeros_like(gate))
+    per_token = routed.sum(1)
+    info["experts_per_token_histogram"] = {int(v): int((per_token == v).sum()) for v in per_token.unique()}
+    rs = torch.where(r > 0, r, torch.ones_like(r))                                  # 0 log 0 = 0
+    ent = torch.mean((-(r * torch.log(rs)).sum(-1)).sum(-1))
+    return gates, routed, zero(), zero(), ent
+
+
+def route_mod(c, t, info):
+    """Mixture-of-Depths: the C tokens with the largest scalar logit go through the block."""
+    E, K, T = c["E"], c["K"], c["T"]
+    assert E == 1 and K == 1
+    cf = c["capacity_factor"] or 0.125
+    assert 0 < cf <= 1
+    C = min(T, max(1, math.ceil(cf * T)))
+    r = router_logits(c, t)[:, 0]                                                   # (T,)
+    note_gap(info, r.unsqueeze(0), C)
+    tok = topk_idx(r.detach(), C)                                                   # ties to lower t
+    routed = torch.zeros(T, 1, dtype=torch.bool)
+    routed[tok, 0] = True
+    gates = torch.where(routed, r.unsqueeze(1), torch.zeros(T, 1, dtype=r.dtype))  # weight r_t
+    info["capacity"] = C
+    info["negative_weights_kept"] = int((r.detach()[tok] < 0).sum())
+    info["negative_logits"] = int((r.detach() < 0).sum())
+    return gates, routed, zero(), torch.mean(r ** 2), zero()
+
+
 ROUTERS = dict(topk=route_topk, gshard=route_gshard, noisy_topk=route_noisy_topk,
                sigmoid_bias=route_sigmoid_bias, expert_choice=route_expert_choice, hash=route_hash,
-               dense=route_dense, top_p=route_top_p, sinkhorn=route_sinkhorn, base=route_base)
+               dense=route_dense, top_p=route_top_p, sinkhorn=route_sinkhorn, base=route_base,
+               xmoe=route_xmoe, dselect=route_dselect, mod=route_mod)
 
 
 # ---------------------------------------------------------------- layer, inputs, checks, output
@@ -414,9 +495,17 @@ def make_inputs(c):
     def rnd(*shape, scale=1.0):  # drawn in float32, then used exactly in float64
         return (torch.randn(*shape, generator=g, dtype=torch.float32) * scale).double()
 
+    kind = c["router"]
+    if kind == "xmoe":        # the expert embeddings (E, R); only their direction matters
+        router_weight = rnd(E, c["router_dim"], scale=1 / math.sqrt(c["router_dim"]))
+    elif kind == "dselect":   # K * (m + 1) rows: the K * m selector rows z, then the K rows alpha
+        m = E.bit_length() - 1
+        router_weight = rnd(c["K"] * (m + 1), D, scale=c["router_scale"] / math.sqrt(D))
+    else:
+        router_weight = None
     t = {
         "x": rnd(T, D),
-        "router.weight": rnd(E, D, scale=1 / math.sqrt(D)),
+        "router.weight": rnd(E, D, scale=1 / math.sqrt(D)) if router_weight is None else router_weight,
         "experts.w1": rnd(E, Fh, D, scale=1 / math.sqrt(D)),
         "experts.w3": rnd(E, Fh, D, scale=1 / math.sqrt(D)),
         "experts.w2": rnd(E, D, Fh, scale=1 / math.sqrt(Fh)),
@@ -425,7 +514,6 @@ def make_inputs(c):
         "shared.w2": rnd(S, D, Fs, scale=1 / math.sqrt(max(Fs, 1))),
         "dy": rnd(T, D),
     }
-    kind = c["router"]
     if kind == "noisy_topk":
         t["router.noise_weight"] = rnd(E, D, scale=1 / math.sqrt(D))
         t["router.noise"] = rnd(T, E)
@@ -437,6 +525,9 @@ def make_inputs(c):
         eps = c["jitter"]
         u = torch.rand(T, D, generator=g, dtype=torch.float32)
         t["router.jitter"] = ((1 - eps) + 2 * eps * u).double()        # f32 arithmetic, f32 values
+    if kind == "xmoe":
+        t["router.proj"] = rnd(c["router_dim"], D, scale=1 / math.sqrt(D))
+        t["router.temperature"] = torch.tensor([c["temperature"]], dtype=torch.float32).double()
     if kind == "hash":
         t["token_ids"] = torch.randint(0, 1000, (T,), generator=g, dtype=torch.int32)
     if c["skew"]:
@@ -463,6 +554,7 @@ def make_inputs(c):
 def finite_difference_selfcheck(c, t, grads, routed):
     """Guards the reference itself: a few autograd entries against central differences."""
     names = ["x", "router.weight", "experts.w1"] + (["router.noise_weight"] if c["router"] == "noisy_topk" else [])
+    names += ["router.proj", "router.temperature"] if c["router"] == "xmoe" else []
     for name in names:
         n = t[name].numel()
         for flat in (0, n // 2, n - 1):
@@ -482,7 +574,7 @@ def finite_difference_selfcheck(c, t, grads, routed):
 def check_properties(c, info):
     name = c["name"]
     assert info["margin"] >= MARGIN, f"{name}: a decision is {info['margin']:.2e} from a tie; change rng"
-    if c["capacity_factor"] > 0 and c["router"] != "expert_choice":
+    if c["capacity_factor"] > 0 and c["router"] not in ("expert_choice", "mod"):
         assert info["dropped_by_capacity"] >= 3, f"{name}: only {info['dropped_by_capacity']} dropped"
     if c["router"] == "gshard":
         assert info["second_dropped_by_u"] >= 3 and info["second_kept_by_u"] >= 3, info
@@ -496,6 +588,15 @@ def check_properties(c, info):
         assert info["tokens_changed_by_sinkhorn"] >= 5, info
     if c["router"] == "base":
         assert info["optimum_margin"] >= 1e-3 and info["tokens_changed_by_balance"] >= 3, info
+    if c["router"] == "xmoe":
+        assert 1.0 <= info["logit_absmax"] <= 1 / c["temperature"] + 1e-6, info
+    if c["router"] == "dselect":   # tokens use different numbers of experts, one of them exactly 1
+        hist = info["experts_per_token_histogram"]
+        assert hist.get(1, 0) >= 1 and sum(v for k, v in hist.items() if k >= 3) >= 1, info
+        assert 0.2 <= info["z_inside_fraction"] <= 0.8, info
+        assert info["margin"] >= DSELECT_EDGE_MARGIN, info
+    if c["router"] == "mod":
+        assert 1 <= info["capacity"] < c["T"], info      # some tokens go around the block
 
 
 def meta_value(v):

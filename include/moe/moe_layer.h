@@ -36,9 +36,11 @@ void moe_layer_validate(const MoeLayerConfig& cfg);
 
 // Views of the layer's tensors, parameters or their gradients (same layout).
 struct MoeLayerParams {
-    TensorView router;        // (E, D); hash: unused
+    TensorView router;        // (E, D); xmoe: (E, router_dim); dselect: (K (log2 E + 1), D); hash: unused
     TensorView router_noise;  // (E, D) noisy_topk's noise weights, else (0, D)
     TensorView router_bias;   // (E,) sigmoid_bias's selection bias (no gradient), else (0,)
+    TensorView router_proj;   // (router_dim, D) xmoe's projection, else (0, D)
+    TensorView router_temp;   // (1,) xmoe's temperature, else (0,)
     TensorView w1;      // (E, F, D) gate
     TensorView w3;      // (E, F, D) up
     TensorView w2;      // (E, D, F) down
@@ -53,11 +55,11 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
 
 // Reserves the tensors in `arena`; after arena.allocate(), moe_layer_params_point gives views.
 struct MoeLayerParamSlots {
-    size_t router, router_noise, router_bias, w1, w3, w2, ws1, ws3, ws2;
+    size_t router, router_noise, router_bias, router_proj, router_temp, w1, w3, w2, ws1, ws3, ws2;
 };
 MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& cfg);
 MoeLayerParams moe_layer_params_point(const Arena& arena, const MoeLayerParamSlots& slots);
-// Mixtral-style init: N(0, 1/sqrt(fan_in)) for every matrix; router_bias = 0.
+// Mixtral-style init: N(0, 1/sqrt(fan_in)) for every matrix; router_bias = 0, router_temp = 0.07.
 void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed);
 
 struct MoeLayerLosses {

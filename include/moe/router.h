@@ -21,6 +21,9 @@ enum class RouterKind {
     top_p,          // per-token number of experts by cumulative probability (Huang et al. 2024)
     sinkhorn,       // top-k of the Sinkhorn-balanced scores, softmax weights (S-BASE, Clark et al. 2022)
     base,           // balanced linear assignment by auction, sigmoid gate (BASE, Lewis et al. 2021)
+    xmoe,           // cosine routing in a low-dimensional space, learnable temperature (X-MoE, Chi et al. 2022)
+    dselect,        // differentiable smooth-step selection (DSelect-k, Hazimeh et al. 2021)
+    mod,            // tokens through or around the block by a scalar score (Mixture-of-Depths, Raposo et al. 2024)
 };
 
 const char* router_kind_name(RouterKind k);
@@ -40,6 +43,8 @@ struct RouterConfig {
     double top_p = 0.5;                // top_p: cumulative probability threshold
     int64_t seq_len = 0;               // sigmoid_bias: sequence length of the balance loss (0 = T)
     int64_t sinkhorn_iters = 8;        // sinkhorn: row / column normalisation rounds
+    int64_t router_dim = 16;           // xmoe: dimension of the routing space
+    double dselect_gamma = 1;          // dselect: width of the smooth step
     double bias_update_rate = 1e-3;    // sigmoid_bias: gamma of the aux-loss-free bias update
     uint64_t seed = 0;                 // noise / jitter / random routing stream; hash seed
     bool training = true;              // noise, jitter and random routing only in training
@@ -54,7 +59,7 @@ struct RouterNoise {
 
 // What a router's forward keeps for its backward.
 struct RouterCache {
-    std::vector<float> logits;    // (T, E) (noisy_topk: the clean logits)
+    std::vector<float> logits;    // (T, E) (noisy_topk: the clean logits; dselect: (T, K (m + 1)))
     std::vector<float> probs;     // (T, E) softmax (sigmoid for sigmoid_bias)
     std::vector<float> lse;       // (T,) logsumexp of the logits (z-loss)
     std::vector<float> load;      // (E,) f_e of the balance loss (a count: no gradient)
@@ -63,6 +68,8 @@ struct RouterCache {
     std::vector<float> x_router;  // (T, D) the jittered router input (jitter only)
     std::vector<float> bias;      // (E,) sigmoid_bias: the selection bias this forward used
     std::vector<float> choice;    // (T, E) sinkhorn: the balanced matrix the selection reads
+    std::vector<float> proj_unit, proj_norm;  // xmoe: h / |h| (T, R) and |h| (T,)
+    std::vector<float> emb_unit, emb_norm;    // xmoe: e / |e| (E, R) and |e| (E,)
     std::vector<uint8_t> skip;    // (T, Kv) slot left empty (gshard's random drop, top_p)
     RouterNoise noise;
     int64_t step = 0;             // training forwards so far: the RNG stream position

@@ -10,7 +10,12 @@ namespace moe {
 // Throws "[moe_layer] ..." when the router options do not fit the layer's sizes.
 void router_validate(const MoeLayerConfig& c);
 
-// Width of the per-token view of the plan: K for token-choice kinds, E for expert_choice.
+// Shape of the router weight: (E, D), xmoe (E, router_dim), dselect (K (log2 E + 1), D).
+int64_t router_rows(const MoeLayerConfig& c);
+int64_t router_cols(const MoeLayerConfig& c);
+
+// Width of the per-token view of the plan: K for token-choice kinds, E for expert_choice,
+// dselect and mod.
 int64_t router_view_width(const MoeLayerConfig& c);
 
 // Logits, scores, selection, the RoutePlan (capacity applied) and the losses.
@@ -36,6 +41,20 @@ void sinkhorn_balance(float* pi, const float* logits, int64_t T, int64_t E, int6
 // BASE: expert[t] maximising sum_t score[t, expert[t]] with at most ceil(T / E) tokens per
 // expert (auction algorithm with epsilon scaling; docs/routers.md says how exact).
 void balanced_assignment(int32_t* expert, const float* score, int64_t T, int64_t E);
+
+// router_xmoe.cpp: logits (T, E) = cos(x_r proj^T, emb) / tau, and the backward from d logits
+// into grads.router (emb), router_proj, router_temp and dx_r (T, D) (+=).
+void xmoe_logits(RouterCache& rc, const MoeLayerConfig& c, const MoeLayerParams& p,
+                 const float* xr, int64_t T);
+void xmoe_backward(float* dxr, const MoeLayerParams& grads, const float* dlogits,
+                   const RouterCache& rc, const MoeLayerConfig& c, const MoeLayerParams& p,
+                   const float* xr, int64_t T);
+
+// router_dselect.cpp: gates from the selector logits (rc.logits), the per-token view (width E)
+// and the entropy regulariser; backward: d selector logits (T, K (m + 1)) from dslot (T, E).
+void dselect_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayerConfig& c, int64_t T);
+void dselect_backward(float* dl, const std::vector<float>& dslot, float entropy_coef,
+                      const MoeLayerCache& cache, const MoeLayerConfig& c);
 
 // Top-k of score[0..n) among allowed (nullptr = all), descending, ties to the lower index.
 void topk_row(const float* score, int64_t n, int64_t k, const uint8_t* allowed, int32_t* idx,

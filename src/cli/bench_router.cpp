@@ -30,6 +30,7 @@ void bench_router_kind(const std::string& kind, const BenchRouterOptions& o) {
     RouterCliOptions ro;
     ro.router = kind;
     if (kind == "sigmoid_bias") ro.n_group = 8, ro.topk_group = 4;  // DeepSeek-V3 style
+    if (kind == "mod") cfg.n_experts = 1, cfg.top_k = 1;             // one block, skipped or not
     apply_router_options(ro, cfg);
     LayerTiming run = time_layer(cfg, o.T, true, o.reps, o.warmup);
     const MoePhaseTimes& ph = run.median_phases();
@@ -69,7 +70,8 @@ void register_bench_router(CLI::App& bench) {
             for (RouterKind k : {RouterKind::topk, RouterKind::gshard, RouterKind::noisy_topk,
                                  RouterKind::sigmoid_bias, RouterKind::expert_choice, RouterKind::hash,
                                  RouterKind::dense, RouterKind::top_p, RouterKind::sinkhorn,
-                                 RouterKind::base})
+                                 RouterKind::base, RouterKind::xmoe, RouterKind::dselect,
+                                 RouterKind::mod})
                 kinds.push_back(router_kind_name(k));
             kinds.push_back("switch");
         } else {

@@ -15,6 +15,8 @@ void add_router_options(CLI::App* cmd, RouterCliOptions& o) {
     cmd->add_option("--router-jitter-noise", o.router_jitter_noise, "Switch jitter eps (training)");
     cmd->add_option("--top-p", o.top_p, "top_p router: cumulative probability threshold");
     cmd->add_option("--sinkhorn-iters", o.sinkhorn_iters, "sinkhorn: normalisation rounds");
+    cmd->add_option("--router-dim", o.router_dim, "xmoe: dimension of the routing space");
+    cmd->add_option("--dselect-gamma", o.dselect_gamma, "dselect: width of the smooth step");
     cmd->add_option("--seq-len", o.seq_len, "sigmoid_bias: sequence length of the balance loss (0 = all tokens)");
 }
 
@@ -42,6 +44,8 @@ void apply_router_options(const RouterCliOptions& o, MoeLayerConfig& cfg) {
     r.top_p = o.top_p;
     r.seq_len = o.seq_len;
     r.sinkhorn_iters = o.sinkhorn_iters;
+    r.router_dim = o.router_dim;
+    r.dselect_gamma = o.dselect_gamma;
     moe_layer_validate(cfg);
 }
 

@@ -14,7 +14,8 @@ struct RouterCliOptions {
     int64_t top_k = 0;            // 0 = the shape's K (dense: E, top_p: E)
     double capacity_factor = -1;  // < 0 = the kind's default
     double norm_p = 1, routed_scaling_factor = 1, router_jitter_noise = -1, top_p = 0.5;
-    int64_t n_group = 1, topk_group = 1, seq_len = 0, sinkhorn_iters = 8;
+    int64_t n_group = 1, topk_group = 1, seq_len = 0, sinkhorn_iters = 8, router_dim = 16;
+    double dselect_gamma = 1;
     bool no_renormalize = false;
 };
 

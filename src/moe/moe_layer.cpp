@@ -38,9 +38,12 @@ MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& 
     moe_layer_validate(c);
     const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, S = c.n_shared, Fs = c.d_ff_shared;
     MoeLayerParamSlots s;
-    s.router = arena.reserve(DType::f32, {E, D});
+    const bool xmoe = c.router.kind == RouterKind::xmoe;
+    s.router = arena.reserve(DType::f32, {router_rows(c), router_cols(c)});
     s.router_noise = arena.reserve(DType::f32, {c.router.kind == RouterKind::noisy_topk ? E : 0, D});
     s.router_bias = arena.reserve(DType::f32, {c.router.kind == RouterKind::sigmoid_bias ? E : 0});
+    s.router_proj = arena.reserve(DType::f32, {xmoe ? c.router.router_dim : 0, D});
+    s.router_temp = arena.reserve(DType::f32, {xmoe ? 1 : 0});
     s.w1 = arena.reserve(DType::f32, {E, F, D});
     s.w3 = arena.reserve(DType::f32, {E, F, D});
     s.w2 = arena.reserve(DType::f32, {E, D, F});
@@ -51,15 +54,16 @@ MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& 
 }
 
 MoeLayerParams moe_layer_params_point(const Arena& a, const MoeLayerParamSlots& s) {
-    return {a.view(s.router), a.view(s.router_noise), a.view(s.router_bias), a.view(s.w1),
-            a.view(s.w3),     a.view(s.w2),           a.view(s.ws1),         a.view(s.ws3),
-            a.view(s.ws2)};
+    return {a.view(s.router), a.view(s.router_noise), a.view(s.router_bias),
+            a.view(s.router_proj), a.view(s.router_temp), a.view(s.w1), a.view(s.w3), a.view(s.w2),
+            a.view(s.ws1), a.view(s.ws3), a.view(s.ws2)};
 }
 
 void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed) {
     Rng rng(seed);
     if (p.router_bias.numel() > 0) std::fill_n(p.router_bias.f32(), p.router_bias.numel(), 0.0f);
-    for (const TensorView* t : {&p.router, &p.router_noise, &p.w1, &p.w3, &p.w2, &p.ws1, &p.ws3, &p.ws2}) {
+    if (p.router_temp.numel() > 0) p.router_temp.f32()[0] = 0.07f;
+    for (const TensorView* t : {&p.router, &p.router_noise, &p.router_proj, &p.w1, &p.w3, &p.w2, &p.ws1, &p.ws3, &p.ws2}) {
         if (t->numel() == 0) continue;
         int64_t fan_in = t->shape[t->shape.ndim - 1];
         rng.fill_normal(t->f32(), t->numel(), 0.0f, 1.0f / std::sqrt(float(fan_in)));
@@ -70,7 +74,11 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
                             const MoeLayerParams& p) {
     const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, S = c.n_shared, Fs = c.d_ff_shared;
     std::string n = prefix;
-    check_tensor(op, (n + "router").c_str(), p.router, {E, D});
+    check_tensor(op, (n + "router").c_str(), p.router, {router_rows(c), router_cols(c)});
+    if (c.router.kind == RouterKind::xmoe) {
+        check_tensor(op, (n + "router_proj").c_str(), p.router_proj, {c.router.router_dim, D});
+        check_tensor(op, (n + "router_temp").c_str(), p.router_temp, {1});
+    }
     if (c.router.kind == RouterKind::noisy_topk)
         check_tensor(op, (n + "router_noise").c_str(), p.router_noise, {E, D});
     if (c.router.kind == RouterKind::sigmoid_bias)

@@ -18,7 +18,9 @@ constexpr RouterKind kAllKinds[] = {RouterKind::topk,          RouterKind::gshar
                                     RouterKind::noisy_topk,    RouterKind::sigmoid_bias,
                                     RouterKind::expert_choice, RouterKind::hash,
                                     RouterKind::dense,         RouterKind::top_p,
-                                    RouterKind::sinkhorn,      RouterKind::base};
+                                    RouterKind::sinkhorn,      RouterKind::base,
+                                    RouterKind::xmoe,          RouterKind::dselect,
+                                    RouterKind::mod};
 
 uint64_t splitmix64(uint64_t z) {
     z += 0x9E3779B97F4A7C15ull;
@@ -29,7 +31,8 @@ uint64_t splitmix64(uint64_t z) {
 
 bool softmax_kind(RouterKind k) {
     return k == RouterKind::topk || k == RouterKind::gshard || k == RouterKind::expert_choice ||
-           k == RouterKind::dense || k == RouterKind::top_p || k == RouterKind::sinkhorn;
+           k == RouterKind::dense || k == RouterKind::top_p || k == RouterKind::sinkhorn ||
+           k == RouterKind::xmoe;
 }
 
 // The draws of one forward: given by the caller (checked), or from the seeded stream.
@@ -114,11 +117,12 @@ void select_token(const MoeLayerConfig& c, const RouterCache& rc, int64_t t, int
     uint8_t allowed_buf[1024];
     switch (r.kind) {
     case RouterKind::topk:
+    case RouterKind::xmoe:
     case RouterKind::dense: {
         const uint8_t* allowed = allowed_groups(c, p, allowed_buf, false);
         topk_row(p, E, K, allowed, idx, w);
-        finish_weights(w, K, c.renormalize && r.kind == RouterKind::topk, r.norm_p,
-                       r.kind == RouterKind::topk ? r.routed_scaling_factor : 1.0);
+        const bool dense = r.kind == RouterKind::dense;  // dense: the plain probabilities
+        finish_weights(w, K, c.renormalize && !dense, r.norm_p, dense ? 1.0 : r.routed_scaling_factor);
         break;
     }
     case RouterKind::sigmoid_bias: {
@@ -175,15 +179,16 @@ void select_token(const MoeLayerConfig& c, const RouterCache& rc, int64_t t, int
     }
 }
 
-// Expert choice: expert e takes the C tokens with the largest p[:, e], ties to the lower token.
-void select_expert_choice(const MoeLayerConfig& c, RoutePlan& plan, RouterCache& rc, int64_t T) {
+// Expert choice: expert e takes the C tokens with the largest score[:, e] (ties to the lower
+// token), weight score[t, e]: p for expert_choice, the raw logit for mod (E = 1).
+void select_expert_choice(const MoeLayerConfig& c, RoutePlan& plan, RouterCache& rc, int64_t T,
+                          const float* p, double default_cf) {
     const int64_t E = c.n_experts;
-    double cf = c.capacity_factor > 0 ? c.capacity_factor : 2.0;
+    double cf = c.capacity_factor > 0 ? c.capacity_factor : default_cf;
     int64_t C = std::min(T, std::max<int64_t>(1, int64_t(std::ceil(cf * double(T) / double(E)))));
     std::fill(plan.topk_idx.begin(), plan.topk_idx.end(), -1);
     std::fill(plan.topk_weight.begin(), plan.topk_weight.end(), 0.0f);
     std::fill(rc.skip.begin(), rc.skip.end(), uint8_t(1));
-    const float* p = rc.probs.data();
 #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < E; ++e) {
         std::vector<int32_t> tok(static_cast<size_t>(T));
@@ -215,6 +220,9 @@ const char* router_kind_name(RouterKind k) {
     case RouterKind::top_p: return "top_p";
     case RouterKind::sinkhorn: return "sinkhorn";
     case RouterKind::base: return "base";
+    case RouterKind::xmoe: return "xmoe";
+    case RouterKind::dselect: return "dselect";
+    case RouterKind::mod: return "mod";
     }
     return "?";
 }
@@ -256,6 +264,11 @@ void router_validate(const MoeLayerConfig& c) {
     MOE_CHECK(E <= 1024, op, "n_experts must be <= 1024, got " + std::to_string(E));
     MOE_CHECK(r.kind != RouterKind::gshard || K == 2, op, kind + " routes to exactly 2 experts; set top_k = 2, got " + std::to_string(K));
     MOE_CHECK(r.kind != RouterKind::noisy_topk || K < E, op, kind + " needs top_k < n_experts (the load loss uses the (K+1)-th logit), got K = " + std::to_string(K) + ", E = " + std::to_string(E));
+    MOE_CHECK(r.kind != RouterKind::xmoe || (r.router_dim >= 1 && r.router_dim <= 4096), op, kind + ": router_dim must be in [1, 4096], got " + std::to_string(r.router_dim));
+    MOE_CHECK(r.kind != RouterKind::dselect || (E >= 2 && (E & (E - 1)) == 0), op, kind + " needs n_experts to be a power of two >= 2, got " + std::to_string(E));
+    MOE_CHECK(r.kind != RouterKind::dselect || (r.dselect_gamma > 0 && std::isfinite(r.dselect_gamma)), op, kind + ": dselect_gamma must be > 0, got " + std::to_string(r.dselect_gamma));
+    MOE_CHECK(r.kind != RouterKind::mod || (E == 1 && K == 1), op, kind + " routes tokens through one block: set n_experts = 1 and top_k = 1, got E = " + std::to_string(E) + ", K = " + std::to_string(K));
+    MOE_CHECK(r.kind != RouterKind::mod || c.capacity_factor <= 1, op, kind + ": capacity_factor is the fraction of tokens through the block, in (0, 1], got " + std::to_string(c.capacity_factor));
     MOE_CHECK(r.kind != RouterKind::base || K == 1, op, kind + " assigns each token to one expert; set top_k = 1, got " + std::to_string(K));
     MOE_CHECK(r.sinkhorn_iters >= 1 && r.sinkhorn_iters <= 1000, op, "sinkhorn_iters must be in [1, 1000], got " + std::to_string(r.sinkhorn_iters));
     MOE_CHECK(r.kind != RouterKind::dense || K == E, op, kind + " uses every expert; set top_k = n_experts = " + std::to_string(E) + ", got " + std::to_string(K));
@@ -278,7 +291,19 @@ void router_validate(const MoeLayerConfig& c) {
 }
 
 int64_t router_view_width(const MoeLayerConfig& c) {
-    return c.router.kind == RouterKind::expert_choice ? c.n_experts : c.top_k;
+    RouterKind k = c.router.kind;
+    return k == RouterKind::expert_choice || k == RouterKind::dselect || k == RouterKind::mod ? c.n_experts : c.top_k;
+}
+
+int64_t router_rows(const MoeLayerConfig& c) {
+    if (c.router.kind != RouterKind::dselect) return c.n_experts;
+    int64_t m = 0;
+    while ((int64_t(1) << m) < c.n_experts) ++m;
+    return c.top_k * (m + 1);
+}
+
+int64_t router_cols(const MoeLayerConfig& c) {
+    return c.router.kind == RouterKind::xmoe ? c.router.router_dim : c.d_model;
 }
 
 void router_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayerConfig& c,
@@ -301,11 +326,19 @@ void router_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayer
         for (int64_t i = 0; i < T * D; ++i) rc.x_router[size_t(i)] = x[i] * rc.noise.jitter[size_t(i)];
         xr = rc.x_router.data();
     }
-    if (r.kind != RouterKind::hash) {
+    if (r.kind == RouterKind::dselect) {
+        const int64_t rows = router_rows(c);
+        rc.logits.resize(size_t(T * rows));
+        gemm_f32(false, true, T, rows, D, 1.0f, xr, D, prm.router.f32(), D, 0.0f, rc.logits.data(), rows);
+    } else if (r.kind != RouterKind::hash) {
         rc.logits.resize(size_t(T * E));
         rc.probs.resize(size_t(T * E));
         rc.lse.resize(size_t(T));
-        gemm_f32(false, true, T, E, D, 1.0f, xr, D, prm.router.f32(), D, 0.0f, rc.logits.data(), E);
+        if (r.kind == RouterKind::xmoe) {
+            xmoe_logits(rc, c, prm, xr, T);
+        } else {
+            gemm_f32(false, true, T, E, D, 1.0f, xr, D, prm.router.f32(), D, 0.0f, rc.logits.data(), E);
+        }
         double z = 0, ent = 0;
 #pragma omp parallel for schedule(static) reduction(+ : z, ent)
         for (int64_t t = 0; t < T; ++t) {
@@ -337,7 +370,11 @@ void router_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayer
         gemm_f32(false, true, T, E, D, 1.0f, xr, D, prm.router_noise.f32(), D, 0.0f, raw.data(), E);
         noisy_topk_forward(cache, losses, c, raw.data(), T);
     } else if (r.kind == RouterKind::expert_choice) {
-        select_expert_choice(c, plan, rc, T);
+        select_expert_choice(c, plan, rc, T, rc.probs.data(), 2.0);
+    } else if (r.kind == RouterKind::mod) {
+        select_expert_choice(c, plan, rc, T, rc.logits.data(), 0.125);
+    } else if (r.kind == RouterKind::dselect) {
+        dselect_forward(cache, losses, c, T);
     } else if (r.kind == RouterKind::base) {
         if (r.training) {
             balanced_assignment(plan.topk_idx.data(), rc.logits.data(), T, E);
@@ -358,11 +395,14 @@ void router_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayer
             select_token(c, rc, t, plan.topk_idx.data() + t * Kv, plan.topk_weight.data() + t * Kv,
                          rc.skip.data() + t * Kv, token_ids);
     }
-    const bool balanced = r.kind == RouterKind::expert_choice || r.kind == RouterKind::base;
-    int64_t capacity = balanced ? 0 : route_capacity(c.capacity_factor, T, K, E);
+    // Capacity applies to token choice; these kinds bound (or balance) the load themselves.
+    const bool own_capacity = r.kind == RouterKind::expert_choice || r.kind == RouterKind::base ||
+                              r.kind == RouterKind::mod || r.kind == RouterKind::dselect;
+    int64_t capacity = own_capacity ? 0 : route_capacity(c.capacity_factor, T, K, E);
     route_plan_build(plan, T, Kv, E, capacity, rc.skip.data());
     if (r.kind == RouterKind::hash || r.kind == RouterKind::noisy_topk || r.kind == RouterKind::expert_choice ||
-        r.kind == RouterKind::sinkhorn || r.kind == RouterKind::base)
+        r.kind == RouterKind::sinkhorn || r.kind == RouterKind::base || r.kind == RouterKind::dselect ||
+        r.kind == RouterKind::mod)
         return;  // no balance loss (hash, balanced by construction) or already computed (noisy)
 
     // Balance losses. f_e counts choices before capacity (gshard: first choices only).

@@ -32,9 +32,11 @@ void token_dscores(float* d, const MoeLayerConfig& c, const RouterCache& rc, con
     const int64_t E = c.n_experts, K = c.top_k, Kv = plan.top_k, T = plan.n_tokens;
     const float* p = rc.probs.data() + t * E;
     const int32_t* idx = plan.topk_idx.data() + t * Kv;
-    const bool softmax = r.kind != RouterKind::sigmoid_bias && r.kind != RouterKind::base;
+    const bool softmax = r.kind != RouterKind::sigmoid_bias && r.kind != RouterKind::base &&
+                         r.kind != RouterKind::mod;
     const bool switch_aux = r.kind == RouterKind::topk || r.kind == RouterKind::gshard ||
-                            r.kind == RouterKind::dense || r.kind == RouterKind::top_p;
+                            r.kind == RouterKind::dense || r.kind == RouterKind::top_p ||
+                            r.kind == RouterKind::xmoe;
     std::fill_n(d, E, 0.0f);
     if (softmax) {
         if (switch_aux) {  // Switch balance loss: d/dp = E f_e / T
@@ -48,18 +50,20 @@ void token_dscores(float* d, const MoeLayerConfig& c, const RouterCache& rc, con
     float b[1024], db[1024];
     switch (r.kind) {
     case RouterKind::topk:
+    case RouterKind::xmoe:
     case RouterKind::gshard:
     case RouterKind::sigmoid_bias:
     case RouterKind::sinkhorn: {
         const bool gshard = r.kind == RouterKind::gshard;
-        const bool scaled = r.kind == RouterKind::topk || r.kind == RouterKind::sigmoid_bias;
+        const bool scaled = r.kind == RouterKind::topk || r.kind == RouterKind::xmoe ||
+                            r.kind == RouterKind::sigmoid_bias;
         for (int64_t k = 0; k < K; ++k) b[k] = p[idx[k]];
         weights_backward(db, b, dslot, K, gshard || c.renormalize, gshard ? 1.0 : r.norm_p,
                          scaled ? r.routed_scaling_factor : 1.0);
         for (int64_t k = 0; k < K; ++k) d[idx[k]] += db[k];
         break;
     }
-    default:  // dense, top_p, expert_choice: w = p; base: w = sigmoid(logit)
+    default:  // dense, top_p, expert_choice: w = p; base: w = sigmoid(logit); mod: w = logit
         for (int64_t k = 0; k < Kv; ++k)
             if (idx[k] >= 0) d[idx[k]] += dslot[k];
         break;
@@ -89,19 +93,21 @@ void router_backward(float* dx, const MoeLayerParams& grads, const std::vector<f
     const RouterCache& rc = cache.router;
     const RoutePlan& plan = cache.plan;
     const int64_t T = plan.n_tokens, E = c.n_experts, D = c.d_model, Kv = plan.top_k;
+    const int64_t rows = router_rows(c);  // d logits width: E, or dselect's selector logits
     std::vector<float> dslot(static_cast<size_t>(T * Kv));
     for (int64_t s = 0; s < T * Kv; ++s) {
         int32_t a = plan.assignment[size_t(s)];
         dslot[size_t(s)] = a >= 0 ? dw[size_t(a)] : 0.0f;
     }
-    std::vector<float> dl(static_cast<size_t>(T * E)), draw;
+    std::vector<float> dl(static_cast<size_t>(T * rows)), draw;
     if (r.kind == RouterKind::noisy_topk) {
         draw.resize(size_t(T * E));
         noisy_topk_backward(dl.data(), draw.data(), dslot, coefs.aux, cache, c);
     }
+    if (r.kind == RouterKind::dselect) dselect_backward(dl.data(), dslot, coefs.entropy, cache, c);
     const float zscale = coefs.z * 2.0f / float(T);
 #pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < T; ++t) {
+    for (int64_t t = 0; t < (r.kind == RouterKind::dselect ? 0 : T); ++t) {
         float* d = dl.data() + t * E;
         const float* p = rc.probs.data() + t * E;
         const float* l = rc.logits.data() + t * E;
@@ -110,7 +116,7 @@ void router_backward(float* dx, const MoeLayerParams& grads, const std::vector<f
             token_dscores(d, c, rc, plan, dslot.data() + t * Kv, coefs, t);
             if (r.kind == RouterKind::sigmoid_bias || r.kind == RouterKind::base) {
                 for (int64_t e = 0; e < E; ++e) d[e] *= p[e] * (1.0f - p[e]);
-            } else {  // softmax backward
+            } else if (r.kind != RouterKind::mod) {  // softmax backward (mod: the logit itself)
                 double s = 0;
                 for (int64_t e = 0; e < E; ++e) s += double(p[e]) * d[e];
                 for (int64_t e = 0; e < E; ++e) d[e] = p[e] * (d[e] - float(s));
@@ -122,10 +128,14 @@ void router_backward(float* dx, const MoeLayerParams& grads, const std::vector<f
     }
     const bool jitter = r.training && r.router_jitter_noise > 0;
     const float* xr = jitter ? rc.x_router.data() : x;
-    gemm_f32(true, false, E, D, T, 1.0f, dl.data(), E, xr, D, 1.0f, grads.router.f32(), D);
-    std::vector<float> dxr(jitter ? size_t(T * D) : 0);
+    std::vector<float> dxr(jitter ? size_t(T * D) : 0, 0.0f);
     float* into = jitter ? dxr.data() : dx;
-    gemm_f32(false, false, T, D, E, 1.0f, dl.data(), E, prm.router.f32(), D, jitter ? 0.0f : 1.0f, into, D);
+    if (r.kind == RouterKind::xmoe) {
+        xmoe_backward(into, grads, dl.data(), rc, c, prm, xr, T);
+    } else {
+        gemm_f32(true, false, rows, D, T, 1.0f, dl.data(), rows, xr, D, 1.0f, grads.router.f32(), D);
+        gemm_f32(false, false, T, D, rows, 1.0f, dl.data(), rows, prm.router.f32(), D, 1.0f, into, D);
+    }
     if (r.kind == RouterKind::noisy_topk) {
         gemm_f32(true, false, E, D, T, 1.0f, draw.data(), E, xr, D, 1.0f, grads.router_noise.f32(), D);
         gemm_f32(false, false, T, D, E, 1.0f, draw.data(), E, prm.router_noise.f32(), D, 1.0f, into, D);
