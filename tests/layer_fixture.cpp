@@ -39,6 +39,7 @@ LayerFixture::LayerFixture(const std::string& name, const std::string& prefix)
         r.topk_group = i("topk_group");
         r.seq_len = i("seq_len");
         if (file.metadata().count("sinkhorn_iters")) r.sinkhorn_iters = i("sinkhorn_iters");
+        if (file.metadata().count("slots_per_expert")) r.slots_per_expert = i("slots_per_expert");
         if (file.metadata().count("router_dim")) r.router_dim = i("router_dim");
         if (file.metadata().count("dselect_gamma")) r.dselect_gamma = std::stod(file.meta("dselect_gamma"));
         r.top_p = std::stod(file.meta("top_p"));

@@ -26,7 +26,8 @@ constexpr double kTol = 2e-6;
 
 const char* kRouterCases[] = {"topk_group",   "topk_dbrx",     "switch_jitter", "gshard", "noisy_topk",
                               "sigmoid_bias", "expert_choice", "hash",          "dense",  "top_p",
-                              "sinkhorn",     "base",          "xmoe",          "dselect", "mod"};
+                              "sinkhorn",     "base",          "xmoe",          "dselect", "mod",
+                              "soft_moe"};
 
 // (T, E) combine weight of expert e for token t, from the plan.
 std::vector<float> gates_of(const RoutePlan& plan) {
@@ -69,6 +70,13 @@ TEST_P(RouterFixtureTest, ForwardMatchesPyTorch) {
     RouterRun r(GetParam());
     r.forward();
     std::vector<float> want = r.f.file.f32("gates"), got = gates_of(r.cache.plan);
+    if (r.f.cfg.router.kind == RouterKind::soft_moe) {  // the combine mass of each expert's slots
+        const int64_t E = r.f.cfg.n_experts, P = r.f.cfg.router.slots_per_expert;
+        std::fill(got.begin(), got.end(), 0.0f);
+        for (int64_t t = 0; t < r.f.T; ++t)
+            for (int64_t s = 0; s < E * P; ++s)
+                got[size_t(t * E + s / P)] += r.cache.router.choice[size_t(t * E * P + s)];
+    }
     ASSERT_EQ(got.size(), want.size());
     // The same (token, expert) pairs are routed, with the same weights.
     for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i] != 0, want[i] != 0) << "gate " << i;
@@ -105,6 +113,24 @@ TEST_P(RouterFixtureTest, BackwardMatchesPyTorch) {
     if (r.f.cfg.n_shared > 0) {
         EXPECT_LT(scaled_max_error(r.f.grads.ws1.f32(), file.f32("grad.shared.w1")), kTol);
         EXPECT_LT(scaled_max_error(r.f.grads.ws2.f32(), file.f32("grad.shared.w2")), kTol);
+    }
+}
+
+// Every router with bf16 experts: the router stays f32 (same choices); the tolerance is the
+// layer's bf16 one (tests/test_moe_layer.cpp: measured 0.86 %, bound 2e-2).
+TEST_P(RouterFixtureTest, Bf16ExpertsMatchPyTorch) {
+    RouterRun r(GetParam());
+    r.f.cfg.dtype = DType::bf16;
+    r.forward();
+    r.backward();
+    const SafetensorsFile& file = r.f.file;
+    const double tol = 2e-2;
+    EXPECT_LT(scaled_max_error(r.y.f32(), file.f32("y")), tol);
+    EXPECT_LT(scaled_max_error(r.dx.f32(), file.f32("grad.x")), tol);
+    EXPECT_LT(scaled_max_error(r.f.grads.w1.f32(), file.f32("grad.experts.w1")), tol);
+    EXPECT_LT(scaled_max_error(r.f.grads.w2.f32(), file.f32("grad.experts.w2")), tol);
+    if (r.f.cfg.router.kind != RouterKind::hash) {
+        EXPECT_LT(scaled_max_error(r.f.grads.router.f32(), file.f32("grad.router.weight")), tol);
     }
 }
 

@@ -8,7 +8,8 @@ finite differences before anything is written. Writes tests/fixtures/router_<cas
 (float32 / int32 tensors; the config as strings in __metadata__). The router's random draws
 (noisy_topk's n, gshard's u, the jitter multipliers) are stored as inputs so the C++ side can
 replay them. The balanced assignment of `base` is found by exhaustive enumeration (the independent
-check of the C++ auction algorithm), so that case is kept small.
+check of the C++ auction algorithm), so that case is kept small. `soft_moe` routes slots, not tokens:
+its router returns the routed part of y itself (every token reaches every expert through the slots).
 
     /usr/bin/python3 tools/gen_router_fixtures.py      # Debian's python3-torch (1.13) is enough
 """
@@ -30,7 +31,8 @@ DEFAULTS = dict(T=32, D=16, F=24, K=2, S=0, Fs=0, renormalize=0, norm_p=1.0, cap
 META_KEYS = ["router", "T", "D", "F", "E", "K", "S", "Fs", "renormalize", "norm_p", "capacity_factor",
              "routed_scaling_factor", "n_group", "topk_group", "seq_len", "top_p", "jitter", "seed",
              "aux_coef", "z_coef", "entropy_coef"]
-OPTIONAL_META_KEYS = ["sinkhorn_iters", "router_dim", "dselect_gamma"]   # only by the cases that set them
+OPTIONAL_META_KEYS = ["sinkhorn_iters", "router_dim", "dselect_gamma",
+                      "slots_per_expert"]   # only by the cases that set them
 
 
 def case(name, router, **kw):
@@ -62,6 +64,8 @@ CASES = [
     case("dselect", "dselect", F=20, E=8, K=2, dselect_gamma=1.0, router_scale=1.5,
          entropy_coef=0.01, rng=50),
     case("mod", "mod", F=20, E=1, K=1, S=1, Fs=12, capacity_factor=0.25, rng=33),
+    # router.weight is Phi^T, (E * P, D): 8 slots, 2 per expert; no discrete decision anywhere.
+    case("soft_moe", "soft_moe", F=20, E=4, K=1, S=1, Fs=12, slots_per_expert=2, rng=37),
 ]
 
 MARGIN = 1e-4   # every discrete decision must be this far from flipping (f32 C++ side, FD check)
@@ -162,7 +166,8 @@ def switch_aux(E, counts, p):
 
 
 # ---------------------------------------------------------------- the routers, one per kind
-# Each returns gates (T, E) (differentiable), routed (T, E) bool, aux, z, entropy.
+# Each returns gates (T, E) (differentiable), routed (T, E) bool, aux, z, entropy; a router that
+# does not send tokens to experts (soft_moe) appends the routed part of y (T, D) it computed itself.
 def route_topk(c, t, info):
     return topk_from_logits(c, router_logits(c, t), info)
 
@@ -465,23 +470,50 @@ def route_mod(c, t, info):
     return gates, routed, zero(), torch.mean(r ** 2), zero()
 
 
+def route_soft_moe(c, t, info):
+    """Soft MoE: every slot takes a convex mix of all tokens, every token a convex mix of all slots."""
+    E, K, T = c["E"], c["K"], c["T"]
+    P = c.get("slots_per_expert", 1)
+    assert K == 1 and P >= 1
+    logits = router_logits(c, t)                                                    # L (T, E P)
+    assert logits.shape == (T, E * P)
+    dispatch = torch.softmax(logits, dim=0)           # over the tokens: each column sums to 1
+    comb = torch.softmax(logits, dim=1)               # over the slots: each row sums to 1
+    slots_in = dispatch.T @ t["x"]                    # X~ (E P, D): the experts see x, not x_r
+    slots_out = torch.stack([swiglu(slots_in[s], t["experts.w1"][s // P], t["experts.w3"][s // P],
+                                    t["experts.w2"][s // P]) for s in range(E * P)])  # Y~ (E P, D)
+    y_routed = comb @ slots_out
+    gates = comb.view(T, E, P).sum(-1)                # combine mass per expert: its P slots
+    info["dispatch_max"] = round(float(dispatch.detach().max()), 4)
+    info["gates_min"] = float(gates.detach().min())
+    info["gates_max"] = round(float(gates.detach().max()), 4)
+    info["max_dispatch_sum_err"] = float((dispatch.detach().sum(0) - 1).abs().max())
+    info["max_gates_rowsum_err"] = float((gates.detach().sum(1) - 1).abs().max())
+    routed = torch.ones(T, E, dtype=torch.bool)       # no token is dropped, no slot is empty
+    return gates, routed, zero(), z_loss(logits), zero(), y_routed
+
+
 ROUTERS = dict(topk=route_topk, gshard=route_gshard, noisy_topk=route_noisy_topk,
                sigmoid_bias=route_sigmoid_bias, expert_choice=route_expert_choice, hash=route_hash,
                dense=route_dense, top_p=route_top_p, sinkhorn=route_sinkhorn, base=route_base,
-               xmoe=route_xmoe, dselect=route_dselect, mod=route_mod)
+               xmoe=route_xmoe, dselect=route_dselect, mod=route_mod, soft_moe=route_soft_moe)
 
 
 # ---------------------------------------------------------------- layer, inputs, checks, output
 def forward(c, t):
     info = {"margin": math.inf}
-    gates, routed, aux, z, ent = ROUTERS[c["router"]](c, t, info)
+    res = ROUTERS[c["router"]](c, t, info)
+    gates, routed, aux, z, ent = res[:5]
     x = t["x"]
-    y = torch.zeros_like(x)
-    for e in range(c["E"]):
-        ts = torch.where(routed[:, e])[0]
-        if ts.numel():
-            out = swiglu(x[ts], t["experts.w1"][e], t["experts.w3"][e], t["experts.w2"][e])
-            y = y.index_add(0, ts, out * gates[ts, e, None])
+    if len(res) == 6:         # soft_moe: the router mixed the tokens into slots and back itself
+        y = res[5]
+    else:
+        y = torch.zeros_like(x)
+        for e in range(c["E"]):
+            ts = torch.where(routed[:, e])[0]
+            if ts.numel():
+                out = swiglu(x[ts], t["experts.w1"][e], t["experts.w3"][e], t["experts.w2"][e])
+                y = y.index_add(0, ts, out * gates[ts, e, None])
     for s in range(c["S"]):
         y = y + swiglu(x, t["shared.w1"][s], t["shared.w3"][s], t["shared.w2"][s])
     loss = (y * t["dy"]).sum() + c["aux_coef"] * aux + c["z_coef"] * z + c["entropy_coef"] * ent
@@ -503,9 +535,10 @@ def make_inputs(c):
         router_weight = rnd(c["K"] * (m + 1), D, scale=c["router_scale"] / math.sqrt(D))
     else:
         router_weight = None
+    rows = E * c.get("slots_per_expert", 1) if kind == "soft_moe" else E    # soft_moe: Phi^T (E P, D)
     t = {
         "x": rnd(T, D),
-        "router.weight": rnd(E, D, scale=1 / math.sqrt(D)) if router_weight is None else router_weight,
+        "router.weight": rnd(rows, D, scale=1 / math.sqrt(D)) if router_weight is None else router_weight,
         "experts.w1": rnd(E, Fh, D, scale=1 / math.sqrt(D)),
         "experts.w3": rnd(E, Fh, D, scale=1 / math.sqrt(D)),
         "experts.w2": rnd(E, D, Fh, scale=1 / math.sqrt(Fh)),
@@ -555,6 +588,7 @@ def finite_difference_selfcheck(c, t, grads, routed):
     """Guards the reference itself: a few autograd entries against central differences."""
     names = ["x", "router.weight", "experts.w1"] + (["router.noise_weight"] if c["router"] == "noisy_topk" else [])
     names += ["router.proj", "router.temperature"] if c["router"] == "xmoe" else []
+    names += ["experts.w2", "shared.w1"] if c["router"] == "soft_moe" else []   # its own expert path
     for name in names:
         n = t[name].numel()
         for flat in (0, n // 2, n - 1):
@@ -597,6 +631,9 @@ def check_properties(c, info):
         assert info["margin"] >= DSELECT_EDGE_MARGIN, info
     if c["router"] == "mod":
         assert 1 <= info["capacity"] < c["T"], info      # some tokens go around the block
+    if c["router"] == "soft_moe":   # convex dispatch / combine, every gate positive, a real mix
+        assert info["max_dispatch_sum_err"] < 1e-12 and info["max_gates_rowsum_err"] < 1e-12, info
+        assert info["gates_min"] > 0 and info["dispatch_max"] > 2 / c["T"], info
 
 
 def meta_value(v):

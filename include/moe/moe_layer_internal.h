@@ -19,6 +19,28 @@ MoeBf16Weights moe_layer_bf16_weights(MoeLayerCache& cache, const MoeLayerConfig
                                       const MoeLayerParams& p, int64_t e0, int64_t n_local,
                                       bool refresh);
 
+// moe_layer_experts.cpp. The routed experts [e0, e0 + n_local) over `rows`, grouped by
+// cache.local_offsets: out = experts(rows), saving h1 / h3 (and the bf16 copies) in the cache.
+void experts_forward(float* out, MoeLayerCache& cache, const MoeLayerConfig& c,
+                     const MoeLayerParams& params, const float* rows, int64_t e0, int64_t n_local);
+// dout (the gradient of out) is overwritten with d rows; weight gradients accumulate.
+void experts_backward(float* dout, const MoeLayerParams& grads, MoeLayerCache& cache,
+                      const MoeLayerConfig& c, const MoeLayerParams& params, const float* rows,
+                      int64_t e0, int64_t n_local);
+// The shared experts over every token: y += shared(x); backward: dx += , grads += .
+void shared_forward(float* y, MoeLayerCache& cache, const MoeLayerConfig& c,
+                    const MoeLayerParams& params, const float* x, int64_t T, int64_t e0, int64_t n_local);
+void shared_backward(float* dx, const float* dy, const MoeLayerParams& grads, MoeLayerCache& cache,
+                     const MoeLayerConfig& c, const MoeLayerParams& params, const float* x, int64_t T,
+                     int64_t e0, int64_t n_local);
+
+// Soft MoE (moe_layer_soft.cpp): the whole layer, which routes by dense mixing, not by a plan.
+void soft_moe_forward(float* y, MoeLayerLosses& losses, MoeLayerCache& cache,
+                      const MoeLayerConfig& c, const MoeLayerParams& params, const float* x, int64_t T);
+void soft_moe_backward(float* dx, const MoeLayerParams& grads, const float* dy, const MoeLossCoefs& coefs,
+                       MoeLayerCache& cache, const MoeLayerConfig& c, const MoeLayerParams& params,
+                       const float* x, int64_t T);
+
 // Seconds since the previous lap (or construction).
 class PhaseClock {
 public:

@@ -23,6 +23,7 @@ enum class RouterKind {
     base,           // balanced linear assignment by auction, sigmoid gate (BASE, Lewis et al. 2021)
     xmoe,           // cosine routing in a low-dimensional space, learnable temperature (X-MoE, Chi et al. 2022)
     dselect,        // differentiable smooth-step selection (DSelect-k, Hazimeh et al. 2021)
+    soft_moe,       // slots as softmax mixtures of all tokens, per-slot experts (Soft MoE, Puigcerver et al. 2023)
     mod,            // tokens through or around the block by a scalar score (Mixture-of-Depths, Raposo et al. 2024)
 };
 
@@ -45,6 +46,7 @@ struct RouterConfig {
     int64_t sinkhorn_iters = 8;        // sinkhorn: row / column normalisation rounds
     int64_t router_dim = 16;           // xmoe: dimension of the routing space
     double dselect_gamma = 1;          // dselect: width of the smooth step
+    int64_t slots_per_expert = 1;      // soft_moe: slots each expert processes
     double bias_update_rate = 1e-3;    // sigmoid_bias: gamma of the aux-loss-free bias update
     uint64_t seed = 0;                 // noise / jitter / random routing stream; hash seed
     bool training = true;              // noise, jitter and random routing only in training
@@ -67,7 +69,8 @@ struct RouterCache {
     std::vector<float> noisy;     // noisy_topk (T, E): clean + n * sd
     std::vector<float> x_router;  // (T, D) the jittered router input (jitter only)
     std::vector<float> bias;      // (E,) sigmoid_bias: the selection bias this forward used
-    std::vector<float> choice;    // (T, E) sinkhorn: the balanced matrix the selection reads
+    std::vector<float> choice;    // (T, E) sinkhorn: the balanced matrix the selection reads;
+                                  // soft_moe: the combine weights (T, E P) (probs: dispatch)
     std::vector<float> proj_unit, proj_norm;  // xmoe: h / |h| (T, R) and |h| (T,)
     std::vector<float> emb_unit, emb_norm;    // xmoe: e / |e| (E, R) and |e| (E,)
     std::vector<uint8_t> skip;    // (T, Kv) slot left empty (gshard's random drop, top_p)

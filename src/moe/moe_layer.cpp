@@ -139,8 +139,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
                        ExpertExchange* exchange, const int32_t* token_ids) {
     const char* op = "moe_layer_forward";
     moe_layer_validate(c);
-    const int64_t D = c.d_model, F = c.d_ff;
-    const int64_t S = c.n_shared, Fs = c.d_ff_shared;
+    const int64_t D = c.d_model;
     MOE_CHECK(x.shape.ndim == 2 && x.shape[1] == D, op,
               "expected x of shape (T, " + std::to_string(D) + "), got " + x.shape.str());
     const int64_t T = x.shape[0];
@@ -155,6 +154,12 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
     ExpertExchange& ex = exchange ? *exchange : local;
 
     cache.T = T;
+    if (c.router.kind == RouterKind::soft_moe) {
+        MOE_CHECK(!exchange || exchange->in_place(), op,
+                  "soft_moe mixes every token into every slot and runs in one process; use the local exchange");
+        soft_moe_forward(y.f32(), losses, cache, c, params, x.f32(), T);
+        return;
+    }
     PhaseClock clock;
     router_forward(cache, losses, c, params, x.f32(), T, token_ids);
     RoutePlan& plan = cache.plan;
@@ -176,27 +181,9 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
     }
 
     cache.times.dispatch = clock.lap();
-    int64_t max_n = 0;
-    for (int64_t e = 0; e < n_local; ++e)
-        max_n = std::max(max_n, cache.local_offsets[size_t(e + 1)] - cache.local_offsets[size_t(e)]);
-    float* scratch = grow(cache.scratch, std::max(max_n * F, S > 0 ? T * Fs : int64_t(0)));
     float* out = grow(cache.out, A * D);
     float* out_local = ex.in_place() ? out : grow(cache.out_local, A_local * D);
-    float* h1 = grow(cache.h1, A_local * F);
-    float* h3 = grow(cache.h3, A_local * F);
-    if (c.dtype == DType::bf16) {
-        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, true);
-        bf16* rows_b = grow_bf16(cache.rows_b, A_local * D);
-        convert_to_bf16(rows_b, local_rows, A_local * D);
-        bf16* scratch_b = grow_bf16(cache.scratch_b, std::max(max_n, S > 0 ? T : int64_t(0)) *
-                                                         (2 * std::max(F, Fs) + D));
-        SwigluGroupBf16 g{cache.local_offsets.data(), n_local, D, F, wb.w1, wb.w3, wb.w2};
-        swiglu_experts_forward_bf16(out_local, h1, h3, scratch, scratch_b, rows_b, g, 0.0f);
-    } else {
-        SwigluGroup g{cache.local_offsets.data(), n_local, D, F, params.w1.f32() + e0 * F * D,
-                      params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
-        swiglu_experts_forward(out_local, h1, h3, scratch, local_rows, g, 0.0f);
-    }
+    experts_forward(out_local, cache, c, params, local_rows, e0, n_local);
     cache.times.experts = clock.lap();
     ex.from_experts(plan, out_local, D, out);
 
@@ -214,28 +201,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
 
     cache.times.combine = clock.lap();
     // Shared experts: every token, weight 1, accumulated straight into y.
-    if (S > 0) {
-        float* sh1 = grow(cache.sh1, S * T * Fs);
-        float* sh3 = grow(cache.sh3, S * T * Fs);
-        int64_t offsets[2] = {0, T};
-        if (c.dtype == DType::bf16) {
-            MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
-            bf16* x_b = grow_bf16(cache.x_b, T * D);
-            convert_to_bf16(x_b, xp, T * D);
-            for (int64_t s = 0; s < S; ++s) {
-                SwigluGroupBf16 gs{offsets, 1, D, Fs, wb.ws1 + s * Fs * D, wb.ws3 + s * Fs * D,
-                                   wb.ws2 + s * D * Fs};
-                swiglu_experts_forward_bf16(yp, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch,
-                                            cache.scratch_b.bf(), x_b, gs, 1.0f);
-            }
-        } else {
-            for (int64_t s = 0; s < S; ++s) {
-                SwigluGroup gs{offsets, 1, D, Fs, params.ws1.f32() + s * Fs * D,
-                               params.ws3.f32() + s * Fs * D, params.ws2.f32() + s * D * Fs};
-                swiglu_experts_forward(yp, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, xp, gs, 1.0f);
-            }
-        }
-    }
+    shared_forward(yp, cache, c, params, xp, T, e0, n_local);
     cache.times.shared = clock.lap();
 }
 

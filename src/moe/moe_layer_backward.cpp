@@ -17,8 +17,7 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
                         const MoeLayerParams& params, TensorView x, ExpertExchange* exchange) {
     const char* op = "moe_layer_backward";
     moe_layer_validate(c);
-    const int64_t D = c.d_model, F = c.d_ff;
-    const int64_t S = c.n_shared, Fs = c.d_ff_shared, T = cache.T;
+    const int64_t D = c.d_model, T = cache.T;
     MOE_CHECK(T > 0 && cache.plan.n_tokens == T, op, "backward called without a forward");
     check_tensor(op, "x", x, {T, D});
     check_tensor(op, "dy", dy, {T, D});
@@ -28,6 +27,11 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
     const KernelTable& k = kernels();
     MOE_CHECK(k.all_finite(dy.f32(), dy.numel()), op,
               "dy of shape " + dy.shape.str() + " contains NaN or Inf");
+    if (c.router.kind == RouterKind::soft_moe) {
+        soft_moe_backward(dx.f32(), grads, dy.f32(), coefs, cache, c, params, x.f32(), T);
+        cache.T = 0;
+        return;
+    }
     LocalExchange local;
     ExpertExchange& ex = exchange ? *exchange : local;
     const RoutePlan& plan = cache.plan;
@@ -53,25 +57,8 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
     std::vector<int64_t> offsets;
     float* dout_local = ex.to_experts(plan, out, D, offsets);
     MOE_CHECK(offsets == cache.local_offsets, op, "the exchange changed the expert layout between forward and backward");
-    float* dw1 = grads.w1.f32() + e0 * F * D;
-    float* dw3 = grads.w3.f32() + e0 * F * D;
-    float* dw2 = grads.w2.f32() + e0 * D * F;
-    const bool bf = c.dtype == DType::bf16;
-    // The bf16 copies made by this forward (not refreshed: backward must see the same weights).
-    MoeBf16Weights wb{};
-    if (bf) wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
-    if (bf) {
-        SwigluGroupBf16 g{offsets.data(), n_local, D, F, wb.w1, wb.w3, wb.w2};
-        swiglu_experts_backward_bf16(dout_local, dw1, dw3, dw2, dout_local, cache.h1.f32(),
-                                     cache.h3.f32(), cache.scratch.f32(), cache.scratch_b.bf(),
-                                     cache.rows_b.bf(), g, 0.0f);
-    } else {
-        const float* rows_local = ex.in_place() ? cache.rows.f32() : cache.rows_local.f32();
-        SwigluGroup g{offsets.data(), n_local, D, F, params.w1.f32() + e0 * F * D,
-                      params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
-        swiglu_experts_backward(dout_local, dw1, dw3, dw2, dout_local, cache.h1.f32(),
-                                cache.h3.f32(), cache.scratch.f32(), rows_local, g, 0.0f);
-    }
+    const float* rows_local = ex.in_place() ? cache.rows.f32() : cache.rows_local.f32();
+    experts_backward(dout_local, grads, cache, c, params, rows_local, e0, n_local);
     ex.from_experts(plan, dout_local, D, out);
 
     cache.times.bwd_experts = clock.lap();
@@ -89,27 +76,7 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
 
     cache.times.bwd_router = clock.lap();
     // 5. Shared experts: every token with weight 1, d rows accumulate straight into dx.
-    if (S > 0) {
-        int64_t offs[2] = {0, T};
-        for (int64_t s = 0; s < S; ++s) {
-            float* dws1 = grads.ws1.f32() + s * Fs * D;
-            float* dws3 = grads.ws3.f32() + s * Fs * D;
-            float* dws2 = grads.ws2.f32() + s * D * Fs;
-            float* sh1 = cache.sh1.f32() + s * T * Fs;
-            float* sh3 = cache.sh3.f32() + s * T * Fs;
-            if (bf) {
-                SwigluGroupBf16 gs{offs, 1, D, Fs, wb.ws1 + s * Fs * D, wb.ws3 + s * Fs * D,
-                                   wb.ws2 + s * D * Fs};
-                swiglu_experts_backward_bf16(dxp, dws1, dws3, dws2, dyp, sh1, sh3, cache.scratch.f32(),
-                                             cache.scratch_b.bf(), cache.x_b.bf(), gs, 1.0f);
-            } else {
-                SwigluGroup gs{offs, 1, D, Fs, params.ws1.f32() + s * Fs * D,
-                               params.ws3.f32() + s * Fs * D, params.ws2.f32() + s * D * Fs};
-                swiglu_experts_backward(dxp, dws1, dws3, dws2, dyp, sh1, sh3, cache.scratch.f32(),
-                                        x.f32(), gs, 1.0f);
-            }
-        }
-    }
+    shared_backward(dxp, dyp, grads, cache, c, params, x.f32(), T, e0, n_local);
     cache.times.bwd_shared = clock.lap();
     cache.T = 0;  // the saved activations were consumed
 }

@@ -20,7 +20,7 @@ constexpr RouterKind kAllKinds[] = {RouterKind::topk,          RouterKind::gshar
                                     RouterKind::dense,         RouterKind::top_p,
                                     RouterKind::sinkhorn,      RouterKind::base,
                                     RouterKind::xmoe,          RouterKind::dselect,
-                                    RouterKind::mod};
+                                    RouterKind::soft_moe,      RouterKind::mod};
 
 uint64_t splitmix64(uint64_t z) {
     z += 0x9E3779B97F4A7C15ull;
@@ -222,6 +222,7 @@ const char* router_kind_name(RouterKind k) {
     case RouterKind::base: return "base";
     case RouterKind::xmoe: return "xmoe";
     case RouterKind::dselect: return "dselect";
+    case RouterKind::soft_moe: return "soft_moe";
     case RouterKind::mod: return "mod";
     }
     return "?";
@@ -269,6 +270,8 @@ void router_validate(const MoeLayerConfig& c) {
     MOE_CHECK(r.kind != RouterKind::dselect || (r.dselect_gamma > 0 && std::isfinite(r.dselect_gamma)), op, kind + ": dselect_gamma must be > 0, got " + std::to_string(r.dselect_gamma));
     MOE_CHECK(r.kind != RouterKind::mod || (E == 1 && K == 1), op, kind + " routes tokens through one block: set n_experts = 1 and top_k = 1, got E = " + std::to_string(E) + ", K = " + std::to_string(K));
     MOE_CHECK(r.kind != RouterKind::mod || c.capacity_factor <= 1, op, kind + ": capacity_factor is the fraction of tokens through the block, in (0, 1], got " + std::to_string(c.capacity_factor));
+    MOE_CHECK(r.kind != RouterKind::soft_moe || (r.slots_per_expert >= 1 && r.slots_per_expert <= 4096), op, kind + ": slots_per_expert must be in [1, 4096], got " + std::to_string(r.slots_per_expert));
+    MOE_CHECK(r.kind != RouterKind::soft_moe || r.router_jitter_noise == 0, op, kind + " does not take router jitter; set router_jitter_noise = 0");
     MOE_CHECK(r.kind != RouterKind::base || K == 1, op, kind + " assigns each token to one expert; set top_k = 1, got " + std::to_string(K));
     MOE_CHECK(r.sinkhorn_iters >= 1 && r.sinkhorn_iters <= 1000, op, "sinkhorn_iters must be in [1, 1000], got " + std::to_string(r.sinkhorn_iters));
     MOE_CHECK(r.kind != RouterKind::dense || K == E, op, kind + " uses every expert; set top_k = n_experts = " + std::to_string(E) + ", got " + std::to_string(K));
@@ -296,6 +299,7 @@ int64_t router_view_width(const MoeLayerConfig& c) {
 }
 
 int64_t router_rows(const MoeLayerConfig& c) {
+    if (c.router.kind == RouterKind::soft_moe) return c.n_experts * c.router.slots_per_expert;
     if (c.router.kind != RouterKind::dselect) return c.n_experts;
     int64_t m = 0;
     while ((int64_t(1) << m) < c.n_experts) ++m;

@@ -1,0 +1,112 @@
+// The expert compute of the layer, shared by the routed path (moe_layer.cpp), Soft MoE
+// (moe_layer_soft.cpp) and both backwards: the routed experts over rows grouped by expert, and
+// the shared experts over every token, in f32 or bf16.
+#include <algorithm>
+
+#include "moe/moe_layer_internal.h"
+#include "moe/swiglu_experts.h"
+
+namespace moe {
+
+void experts_forward(float* out, MoeLayerCache& cache, const MoeLayerConfig& c,
+                     const MoeLayerParams& params, const float* rows, int64_t e0, int64_t n_local) {
+    const int64_t D = c.d_model, F = c.d_ff;
+    const int64_t* offsets = cache.local_offsets.data();
+    const int64_t N = offsets[n_local];
+    int64_t max_n = 0;
+    for (int64_t e = 0; e < n_local; ++e) max_n = std::max(max_n, offsets[e + 1] - offsets[e]);
+    float* scratch = grow(cache.scratch, max_n * F);
+    float* h1 = grow(cache.h1, N * F);
+    float* h3 = grow(cache.h3, N * F);
+    if (c.dtype == DType::bf16) {
+        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, true);
+        bf16* rows_b = grow_bf16(cache.rows_b, N * D);
+        convert_to_bf16(rows_b, rows, N * D);
+        bf16* scratch_b = grow_bf16(cache.scratch_b, max_n * (2 * F + D));
+        SwigluGroupBf16 g{offsets, n_local, D, F, wb.w1, wb.w3, wb.w2};
+        swiglu_experts_forward_bf16(out, h1, h3, scratch, scratch_b, rows_b, g, 0.0f);
+    } else {
+        SwigluGroup g{offsets, n_local, D, F, params.w1.f32() + e0 * F * D,
+                      params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
+        swiglu_experts_forward(out, h1, h3, scratch, rows, g, 0.0f);
+    }
+}
+
+void experts_backward(float* dout, const MoeLayerParams& grads, MoeLayerCache& cache,
+                      const MoeLayerConfig& c, const MoeLayerParams& params, const float* rows,
+                      int64_t e0, int64_t n_local) {
+    const int64_t D = c.d_model, F = c.d_ff;
+    const int64_t* offsets = cache.local_offsets.data();
+    float* dw1 = grads.w1.f32() + e0 * F * D;
+    float* dw3 = grads.w3.f32() + e0 * F * D;
+    float* dw2 = grads.w2.f32() + e0 * D * F;
+    if (c.dtype == DType::bf16) {
+        // The bf16 copies made by this forward (not refreshed: backward sees the same weights).
+        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
+        SwigluGroupBf16 g{offsets, n_local, D, F, wb.w1, wb.w3, wb.w2};
+        swiglu_experts_backward_bf16(dout, dw1, dw3, dw2, dout, cache.h1.f32(), cache.h3.f32(),
+                                     cache.scratch.f32(), cache.scratch_b.bf(), cache.rows_b.bf(), g, 0.0f);
+    } else {
+        SwigluGroup g{offsets, n_local, D, F, params.w1.f32() + e0 * F * D,
+                      params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
+        swiglu_experts_backward(dout, dw1, dw3, dw2, dout, cache.h1.f32(), cache.h3.f32(),
+                                cache.scratch.f32(), rows, g, 0.0f);
+    }
+}
+
+void shared_forward(float* y, MoeLayerCache& cache, const MoeLayerConfig& c,
+                    const MoeLayerParams& params, const float* x, int64_t T, int64_t e0, int64_t n_local) {
+    const int64_t D = c.d_model, S = c.n_shared, Fs = c.d_ff_shared;
+    if (S == 0) return;
+    float* sh1 = grow(cache.sh1, S * T * Fs);
+    float* sh3 = grow(cache.sh3, S * T * Fs);
+    float* scratch = grow(cache.scratch, T * Fs);
+    int64_t offsets[2] = {0, T};
+    if (c.dtype == DType::bf16) {
+        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
+        bf16* x_b = grow_bf16(cache.x_b, T * D);
+        convert_to_bf16(x_b, x, T * D);
+        bf16* scratch_b = grow_bf16(cache.scratch_b, T * (2 * Fs + D));
+        for (int64_t s = 0; s < S; ++s) {
+            SwigluGroupBf16 gs{offsets, 1, D, Fs, wb.ws1 + s * Fs * D, wb.ws3 + s * Fs * D, wb.ws2 + s * D * Fs};
+            swiglu_experts_forward_bf16(y, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, scratch_b, x_b, gs, 1.0f);
+        }
+    } else {
+        for (int64_t s = 0; s < S; ++s) {
+            SwigluGroup gs{offsets, 1, D, Fs, params.ws1.f32() + s * Fs * D, params.ws3.f32() + s * Fs * D,
+                           params.ws2.f32() + s * D * Fs};
+            swiglu_experts_forward(y, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, x, gs, 1.0f);
+        }
+    }
+}
+
+void shared_backward(float* dx, const float* dy, const MoeLayerParams& grads, MoeLayerCache& cache,
+                     const MoeLayerConfig& c, const MoeLayerParams& params, const float* x, int64_t T,
+                     int64_t e0, int64_t n_local) {
+    const int64_t D = c.d_model, S = c.n_shared, Fs = c.d_ff_shared;
+    if (S == 0) return;
+    const bool bf = c.dtype == DType::bf16;
+    MoeBf16Weights wb{};
+    if (bf) wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
+    int64_t offs[2] = {0, T};
+    float* scratch = grow(cache.scratch, T * Fs);
+    bf16* scratch_b = bf ? grow_bf16(cache.scratch_b, T * (2 * Fs + D)) : nullptr;
+    for (int64_t s = 0; s < S; ++s) {
+        float* dws1 = grads.ws1.f32() + s * Fs * D;
+        float* dws3 = grads.ws3.f32() + s * Fs * D;
+        float* dws2 = grads.ws2.f32() + s * D * Fs;
+        float* sh1 = cache.sh1.f32() + s * T * Fs;
+        float* sh3 = cache.sh3.f32() + s * T * Fs;
+        if (bf) {
+            SwigluGroupBf16 gs{offs, 1, D, Fs, wb.ws1 + s * Fs * D, wb.ws3 + s * Fs * D, wb.ws2 + s * D * Fs};
+            swiglu_experts_backward_bf16(dx, dws1, dws3, dws2, dy, sh1, sh3, scratch, scratch_b,
+                                         cache.x_b.bf(), gs, 1.0f);
+        } else {
+            SwigluGroup gs{offs, 1, D, Fs, params.ws1.f32() + s * Fs * D, params.ws3.f32() + s * Fs * D,
+                           params.ws2.f32() + s * D * Fs};
+            swiglu_experts_backward(dx, dws1, dws3, dws2, dy, sh1, sh3, scratch, x, gs, 1.0f);
+        }
+    }
+}
+
+}  // namespace moe
