@@ -178,6 +178,14 @@ TEST(RouterBalance, ExpertChoiceGivesEveryExpertExactlyItsCapacity) {
     L.forward();
     for (int64_t e = 0; e < 8; ++e) EXPECT_EQ(L.cache.plan.count(e), 18) << "expert " << e;
     EXPECT_DOUBLE_EQ(L.max_over_mean(), 1.0);
+    int64_t unrouted = 0;  // tokens no expert picked, as the statistics report them
+    for (int64_t t = 0; t < 96; ++t) {
+        bool any = false;
+        for (int64_t e = 0; e < 8; ++e) any |= L.cache.plan.assignment[size_t(t * 8 + e)] >= 0;
+        unrouted += !any;
+    }
+    EXPECT_GT(unrouted, 0);
+    EXPECT_DOUBLE_EQ(moe_layer_load_stats(L.cache).unrouted_fraction, double(unrouted) / 96.0);
     // The same skewed tokens under token choice pile onto expert 0.
     SkewedLayer T(RouterKind::topk, 96, 8, 1);
     T.forward();

@@ -107,6 +107,7 @@ struct MoeLoadStats {
     std::vector<int64_t> counts;  // (E,) kept assignments per expert
     double max_over_mean = 0;     // max_e count / mean_e count
     double dropped_fraction = 0;  // dropped / (T * K)
+    double unrouted_fraction = 0; // tokens with no expert at all (capacity, expert choice, mod)
     double entropy = 0;           // of the count distribution, in nats (log E when uniform)
 };
 MoeLoadStats moe_layer_load_stats(const MoeLayerCache& cache);

@@ -50,6 +50,7 @@ void bench_router_kind(const std::string& kind, const BenchRouterOptions& o) {
     j["router_over_experts"] = (router + router_bwd) / (experts + experts_bwd);
     j["load_max_over_mean"] = run.load.max_over_mean;
     j["dropped_fraction"] = run.load.dropped_fraction;
+    j["unrouted_fraction"] = run.load.unrouted_fraction;
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
 }

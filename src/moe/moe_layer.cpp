@@ -225,6 +225,14 @@ MoeLoadStats moe_layer_load_stats(const MoeLayerCache& cache) {
     }
     int64_t slots = plan.n_tokens * plan.top_k;
     st.dropped_fraction = slots > 0 ? double(plan.n_dropped) / double(slots) : 0.0;
+    if (slots > 0 && int64_t(plan.assignment.size()) == slots) {  // soft_moe has no per-token view
+        int64_t unrouted = 0;
+        for (int64_t t = 0; t < plan.n_tokens; ++t) {
+            const int32_t* a = plan.assignment.data() + t * plan.top_k;
+            unrouted += std::all_of(a, a + plan.top_k, [](int32_t v) { return v < 0; });
+        }
+        st.unrouted_fraction = double(unrouted) / double(plan.n_tokens);
+    }
     return st;
 }
 

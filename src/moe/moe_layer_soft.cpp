@@ -58,6 +58,9 @@ void soft_moe_forward(float* y, MoeLayerLosses& losses, MoeLayerCache& cache,
     for (int64_t e = 0; e <= E; ++e) plan.expert_offsets[size_t(e)] = e * P;
     plan.token_index.assign(size_t(R), 0);
     plan.weight.assign(size_t(R), 1.0f);
+    plan.assignment.clear();  // no per-token view: every token reads every slot
+    plan.topk_idx.clear();
+    plan.topk_weight.clear();
     cache.local_offsets = plan.expert_offsets;
     cache.times.router = clock.lap();
 
