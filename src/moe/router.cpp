@@ -327,6 +327,7 @@ void router_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayer
     const float* xr = x;
     if (r.training && r.router_jitter_noise > 0) {
         rc.x_router.resize(size_t(T * D));
+#pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < T * D; ++i) rc.x_router[size_t(i)] = x[i] * rc.noise.jitter[size_t(i)];
         xr = rc.x_router.data();
     }

@@ -140,8 +140,10 @@ void router_backward(float* dx, const MoeLayerParams& grads, const std::vector<f
         gemm_f32(true, false, E, D, T, 1.0f, draw.data(), E, xr, D, 1.0f, grads.router_noise.f32(), D);
         gemm_f32(false, false, T, D, E, 1.0f, draw.data(), E, prm.router_noise.f32(), D, 1.0f, into, D);
     }
-    if (jitter)
+    if (jitter) {
+#pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < T * D; ++i) dx[i] += dxr[size_t(i)] * rc.noise.jitter[size_t(i)];
+    }
 }
 
 void moe_layer_update_bias(const MoeLayerParams& params, const MoeLayerCache& cache,
