@@ -39,6 +39,7 @@ LayerFixture::LayerFixture(const std::string& name, const std::string& prefix)
         r.topk_group = i("topk_group");
         r.seq_len = i("seq_len");
         if (file.metadata().count("sinkhorn_iters")) r.sinkhorn_iters = i("sinkhorn_iters");
+        cfg.shared_gate = file.metadata().count("shared_gate") && file.meta("shared_gate") == "1";
         if (file.metadata().count("slots_per_expert")) r.slots_per_expert = i("slots_per_expert");
         if (file.metadata().count("router_dim")) r.router_dim = i("router_dim");
         if (file.metadata().count("dselect_gamma")) r.dselect_gamma = std::stod(file.meta("dselect_gamma"));
@@ -70,6 +71,7 @@ LayerFixture::LayerFixture(const std::string& name, const std::string& prefix)
         load_into(file, "shared.w1", params.ws1);
         load_into(file, "shared.w3", params.ws3);
         load_into(file, "shared.w2", params.ws2);
+        if (file.has("shared.gate")) load_into(file, "shared.gate", params.ws_gate);
     }
     x = Buffer(DType::f32, {T, cfg.d_model});
     dy = Buffer(DType::f32, {T, cfg.d_model});

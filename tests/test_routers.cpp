@@ -28,7 +28,7 @@ constexpr double kTol = 2e-6;
 const char* kRouterCases[] = {"topk_group",   "topk_dbrx",     "switch_jitter", "gshard", "noisy_topk",
                               "sigmoid_bias", "expert_choice", "hash",          "dense",  "top_p",
                               "sinkhorn",     "base",          "xmoe",          "dselect", "mod",
-                              "soft_moe"};
+                              "soft_moe",     "topk_qwen"};
 
 // (T, E) combine weight of expert e for token t, from the plan.
 std::vector<float> gates_of(const RoutePlan& plan) {
@@ -115,6 +115,9 @@ TEST_P(RouterFixtureTest, BackwardMatchesPyTorch) {
         EXPECT_LT(scaled_max_error(r.f.grads.ws1.f32(), file.f32("grad.shared.w1")), kTol);
         EXPECT_LT(scaled_max_error(r.f.grads.ws2.f32(), file.f32("grad.shared.w2")), kTol);
     }
+    if (r.f.cfg.shared_gate) {
+        EXPECT_LT(scaled_max_error(r.f.grads.ws_gate.f32(), file.f32("grad.shared.gate")), kTol);
+    }
 }
 
 // Our backward against our own forward, by central differences (f32 forward, so eps = 1e-3 and a
@@ -162,6 +165,7 @@ TEST_P(RouterFixtureTest, FiniteDifferences) {
     check("router_proj", p.router_proj.f32(), g.router_proj.f32(), p.router_proj.numel());
     check("router_temp", p.router_temp.f32(), g.router_temp.f32(), p.router_temp.numel());
     check("w1", p.w1.f32(), g.w1.f32(), p.w1.numel());
+    check("ws_gate", p.ws_gate.f32(), g.ws_gate.f32(), p.ws_gate.numel());
     EXPECT_GT(checked, 20);
     EXPECT_LT(skipped, checked / 4 + 2);
 }

@@ -10,6 +10,8 @@ finite differences before anything is written. Writes tests/fixtures/router_<cas
 replay them. The balanced assignment of `base` is found by exhaustive enumeration (the independent
 check of the C++ auction algorithm), so that case is kept small. `soft_moe` routes slots, not tokens:
 its router returns the routed part of y itself (every token reaches every expert through the slots).
+`shared_gate` (Qwen-MoE, any router): shared expert s's output is scaled per token by
+sigmoid(x_t . shared.gate[s]); the gate sees x, not the jittered router input.
 
     /usr/bin/python3 tools/gen_router_fixtures.py      # Debian's python3-torch (1.13) is enough
 """
@@ -32,7 +34,7 @@ META_KEYS = ["router", "T", "D", "F", "E", "K", "S", "Fs", "renormalize", "norm_
              "routed_scaling_factor", "n_group", "topk_group", "seq_len", "top_p", "jitter", "seed",
              "aux_coef", "z_coef", "entropy_coef"]
 OPTIONAL_META_KEYS = ["sinkhorn_iters", "router_dim", "dselect_gamma",
-                      "slots_per_expert"]   # only by the cases that set them
+                      "slots_per_expert", "shared_gate"]   # only by the cases that set them
 
 
 def case(name, router, **kw):
@@ -66,6 +68,9 @@ CASES = [
     case("mod", "mod", F=20, E=1, K=1, S=1, Fs=12, capacity_factor=0.25, rng=33),
     # router.weight is Phi^T, (E * P, D): 8 slots, 2 per expert; no discrete decision anywhere.
     case("soft_moe", "soft_moe", F=20, E=4, K=1, S=1, Fs=12, slots_per_expert=2, rng=37),
+    # Qwen1.5-MoE: softmax top-K without renormalisation (norm_topk_prob = false) and a shared
+    # expert scaled per token by sigmoid(x . shared.gate) (HF Qwen2-MoE shared_expert_gate).
+    case("topk_qwen", "topk", F=20, E=8, K=2, renormalize=0, S=1, Fs=12, shared_gate=1, rng=41),
 ]
 
 MARGIN = 1e-4   # every discrete decision must be this far from flipping (f32 C++ side, FD check)
@@ -73,7 +78,8 @@ MARGIN = 1e-4   # every discrete decision must be this far from flipping (f32 C+
 # ~1e-7, so a z within 1e-4 of +-g/2 could give an f32 gate of 0: keep the z further away.
 DSELECT_EDGE_MARGIN = 1e-3
 GRAD_NAMES = ["x", "router.weight", "router.noise_weight", "experts.w1", "experts.w3", "experts.w2",
-              "shared.w1", "shared.w3", "shared.w2", "router.proj", "router.temperature"]
+              "shared.w1", "shared.w3", "shared.w2", "router.proj", "router.temperature",
+              "shared.gate"]
 
 
 # ---------------------------------------------------------------- helpers shared by the routers
@@ -515,7 +521,13 @@ def forward(c, t):
                 out = swiglu(x[ts], t["experts.w1"][e], t["experts.w3"][e], t["experts.w2"][e])
                 y = y.index_add(0, ts, out * gates[ts, e, None])
     for s in range(c["S"]):
-        y = y + swiglu(x, t["shared.w1"][s], t["shared.w3"][s], t["shared.w2"][s])
+        ys = swiglu(x, t["shared.w1"][s], t["shared.w3"][s], t["shared.w2"][s])
+        if c.get("shared_gate"):  # Qwen-MoE: sigmoid(x_t . gate_s) per token (x, not x_r)
+            sg = torch.sigmoid(x @ t["shared.gate"][s])                              # (T,)
+            info["shared_gate_min"] = round(min(info.get("shared_gate_min", 1.0), float(sg.detach().min())), 4)
+            info["shared_gate_max"] = round(max(info.get("shared_gate_max", 0.0), float(sg.detach().max())), 4)
+            ys = ys * sg.unsqueeze(1)
+        y = y + ys
     loss = (y * t["dy"]).sum() + c["aux_coef"] * aux + c["z_coef"] * z + c["entropy_coef"] * ent
     return dict(y=y, gates=gates, routed=routed, aux=aux, z=z, ent=ent, loss=loss, info=info)
 
@@ -581,6 +593,8 @@ def make_inputs(c):
         amount = 0.5 + 3.5 * torch.rand(T, generator=g, dtype=torch.float32).double()
         x = t["x"] - 0.95 * (t["x"] @ t["router.weight"].T) @ pinv.T - amount[:, None] * pinv.T[avoided]
         t["x"] = x.float().double()
+    if c.get("shared_gate"):  # drawn last, so that nothing the other cases draw changes
+        t["shared.gate"] = rnd(S, D, scale=1 / math.sqrt(D))
     return t
 
 
@@ -589,6 +603,7 @@ def finite_difference_selfcheck(c, t, grads, routed):
     names = ["x", "router.weight", "experts.w1"] + (["router.noise_weight"] if c["router"] == "noisy_topk" else [])
     names += ["router.proj", "router.temperature"] if c["router"] == "xmoe" else []
     names += ["experts.w2", "shared.w1"] if c["router"] == "soft_moe" else []   # its own expert path
+    names += ["shared.gate", "shared.w1"] if c.get("shared_gate") else []        # the gated shared path
     for name in names:
         n = t[name].numel()
         for flat in (0, n // 2, n - 1):
@@ -631,6 +646,9 @@ def check_properties(c, info):
         assert info["margin"] >= DSELECT_EDGE_MARGIN, info
     if c["router"] == "mod":
         assert 1 <= info["capacity"] < c["T"], info      # some tokens go around the block
+    if c.get("shared_gate"):        # the gate varies per token and is far from saturated
+        assert info["shared_gate_min"] < 0.3 and info["shared_gate_max"] > 0.7, info
+        assert 0.01 < info["shared_gate_min"] and info["shared_gate_max"] < 0.99, info
     if c["router"] == "soft_moe":   # convex dispatch / combine, every gate positive, a real mix
         assert info["max_dispatch_sum_err"] < 1e-12 and info["max_gates_rowsum_err"] < 1e-12, info
         assert info["gates_min"] > 0 and info["dispatch_max"] > 2 / c["T"], info

@@ -23,6 +23,7 @@ struct MoeLayerConfig {
     int64_t n_shared = 0;       // S, shared experts every token goes through
     int64_t d_ff_shared = 0;    // Fs
     bool renormalize = true;    // divide the K weights by their sum (HF norm_topk_prob)
+    bool shared_gate = false;   // Qwen-MoE: shared expert s scaled by sigmoid(x . shared.gate[s])
     double capacity_factor = 0; // 0 = dropless; else C = ceil(cf * T * K / E)
     // Expert compute: f32, or bf16 (bf16 GEMM inputs, f32 accumulation, f32 master weights,
     // gradients and saved activations). The router always runs in f32 (Switch's selective
@@ -47,6 +48,7 @@ struct MoeLayerParams {
     TensorView ws1;     // (S, Fs, D) shared gate
     TensorView ws3;     // (S, Fs, D) shared up
     TensorView ws2;     // (S, D, Fs) shared down
+    TensorView ws_gate; // (S, D) shared experts' sigmoid gate (shared_gate), else (0, D)
 };
 
 // Throws "[op] expected <prefix>w1 of shape (E, F, D), got ..." unless every tensor fits cfg.
@@ -55,7 +57,8 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
 
 // Reserves the tensors in `arena`; after arena.allocate(), moe_layer_params_point gives views.
 struct MoeLayerParamSlots {
-    size_t router, router_noise, router_bias, router_proj, router_temp, w1, w3, w2, ws1, ws3, ws2;
+    size_t router, router_noise, router_bias, router_proj, router_temp, w1, w3, w2, ws1, ws3, ws2,
+        ws_gate;
 };
 MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& cfg);
 MoeLayerParams moe_layer_params_point(const Arena& arena, const MoeLayerParamSlots& slots);
@@ -93,6 +96,7 @@ struct MoeLayerCache {
     Buffer h1, h3;                   // (A, F) gate / up pre-activations
     Buffer out;                      // (A, D) expert outputs in plan order
     Buffer sh1, sh3;                 // (S, T, Fs) shared experts' pre-activations
+    Buffer sh_out, sh_sig;           // shared_gate: (S, T, D) shared outputs, (S, T) their gates
     Buffer rows_local, out_local;    // (A_local, D) only when the exchange is not in place
     Buffer scratch;                  // per-expert temporaries
     // bf16 compute only: bf16 copies of the local experts' and the shared experts' weights

@@ -8,6 +8,7 @@ void add_router_options(CLI::App* cmd, RouterCliOptions& o) {
         ->check(CLI::Range(int64_t(0), int64_t(1024)));
     cmd->add_option("--capacity-factor", o.capacity_factor, "0 = dropless (expert_choice: tokens per expert = cf * T / E)");
     cmd->add_flag("--no-renormalize", o.no_renormalize, "keep the top-k probabilities as they are (norm_topk_prob = false)");
+    cmd->add_flag("--shared-gate", o.shared_gate, "sigmoid gate on each shared expert (Qwen-MoE shared_expert_gate)");
     cmd->add_option("--norm-p", o.norm_p, "p of the p-norm the top-k weights are divided by (DBRX)");
     cmd->add_option("--routed-scaling-factor", o.routed_scaling_factor, "multiplies the routed weights (DeepSeek)");
     cmd->add_option("--n-group", o.n_group, "expert groups for group-limited routing (DeepSeek-V2/V3)");
@@ -37,6 +38,7 @@ void apply_router_options(const RouterCliOptions& o, MoeLayerConfig& cfg) {
     if (o.capacity_factor >= 0) cfg.capacity_factor = o.capacity_factor;
     if (o.router_jitter_noise >= 0) r.router_jitter_noise = o.router_jitter_noise;
     if (o.no_renormalize) cfg.renormalize = false;
+    if (o.shared_gate) cfg.shared_gate = true;
     r.norm_p = o.norm_p;
     r.routed_scaling_factor = o.routed_scaling_factor;
     r.n_group = o.n_group;

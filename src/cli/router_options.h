@@ -17,6 +17,7 @@ struct RouterCliOptions {
     int64_t n_group = 1, topk_group = 1, seq_len = 0, sinkhorn_iters = 8, router_dim = 16;
     double dselect_gamma = 1;
     bool no_renormalize = false;
+    bool shared_gate = false;
 };
 
 void add_router_options(CLI::App* cmd, RouterCliOptions& o);

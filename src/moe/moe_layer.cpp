@@ -25,6 +25,7 @@ void moe_layer_validate(const MoeLayerConfig& c) {
               "top_k must be in [1, n_experts = " + std::to_string(c.n_experts) + "], got " +
                   std::to_string(c.top_k));
     MOE_CHECK(c.n_shared >= 0, op, "n_shared must be >= 0, got " + std::to_string(c.n_shared));
+    MOE_CHECK(!c.shared_gate || c.n_shared > 0, op, "shared_gate needs shared experts (n_shared > 0)");
     MOE_CHECK(c.n_shared == 0 || c.d_ff_shared > 0, op,
               "d_ff_shared must be > 0 when n_shared = " + std::to_string(c.n_shared));
     MOE_CHECK(c.dtype == DType::f32 || c.dtype == DType::bf16, op,
@@ -50,20 +51,21 @@ MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& 
     s.ws1 = arena.reserve(DType::f32, {S, Fs, D});
     s.ws3 = arena.reserve(DType::f32, {S, Fs, D});
     s.ws2 = arena.reserve(DType::f32, {S, D, Fs});
+    s.ws_gate = arena.reserve(DType::f32, {c.shared_gate ? S : 0, D});
     return s;
 }
 
 MoeLayerParams moe_layer_params_point(const Arena& a, const MoeLayerParamSlots& s) {
     return {a.view(s.router), a.view(s.router_noise), a.view(s.router_bias),
             a.view(s.router_proj), a.view(s.router_temp), a.view(s.w1), a.view(s.w3), a.view(s.w2),
-            a.view(s.ws1), a.view(s.ws3), a.view(s.ws2)};
+            a.view(s.ws1), a.view(s.ws3), a.view(s.ws2), a.view(s.ws_gate)};
 }
 
 void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed) {
     Rng rng(seed);
     if (p.router_bias.numel() > 0) std::fill_n(p.router_bias.f32(), p.router_bias.numel(), 0.0f);
     if (p.router_temp.numel() > 0) p.router_temp.f32()[0] = 0.07f;
-    for (const TensorView* t : {&p.router, &p.router_noise, &p.router_proj, &p.w1, &p.w3, &p.w2, &p.ws1, &p.ws3, &p.ws2}) {
+    for (const TensorView* t : {&p.router, &p.router_noise, &p.router_proj, &p.ws_gate, &p.w1, &p.w3, &p.w2, &p.ws1, &p.ws3, &p.ws2}) {
         if (t->numel() == 0) continue;
         int64_t fan_in = t->shape[t->shape.ndim - 1];
         rng.fill_normal(t->f32(), t->numel(), 0.0f, 1.0f / std::sqrt(float(fan_in)));
@@ -90,6 +92,7 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
         check_tensor(op, (n + "ws1").c_str(), p.ws1, {S, Fs, D});
         check_tensor(op, (n + "ws3").c_str(), p.ws3, {S, Fs, D});
         check_tensor(op, (n + "ws2").c_str(), p.ws2, {S, D, Fs});
+        if (c.shared_gate) check_tensor(op, (n + "ws_gate").c_str(), p.ws_gate, {S, D});
     }
 }
 

@@ -2,7 +2,11 @@
 // (moe_layer_soft.cpp) and both backwards: the routed experts over rows grouped by expert, and
 // the shared experts over every token, in f32 or bf16.
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
+#include "moe/gemm.h"
+#include "moe/kernels.h"
 #include "moe/moe_layer_internal.h"
 #include "moe/swiglu_experts.h"
 
@@ -61,6 +65,12 @@ void shared_forward(float* y, MoeLayerCache& cache, const MoeLayerConfig& c,
     float* sh1 = grow(cache.sh1, S * T * Fs);
     float* sh3 = grow(cache.sh3, S * T * Fs);
     float* scratch = grow(cache.scratch, T * Fs);
+    // Ungated, each shared expert accumulates straight into y; gated (Qwen), into its own output
+    // (saved for the gate's gradient), then y += sigmoid(x . gate_s) * output.
+    const bool gated = c.shared_gate;
+    float* outs = gated ? grow(cache.sh_out, S * T * D) : nullptr;
+    auto target = [&](int64_t s) { return gated ? outs + s * T * D : y; };
+    const float beta = gated ? 0.0f : 1.0f;
     int64_t offsets[2] = {0, T};
     if (c.dtype == DType::bf16) {
         MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
@@ -69,15 +79,23 @@ void shared_forward(float* y, MoeLayerCache& cache, const MoeLayerConfig& c,
         bf16* scratch_b = grow_bf16(cache.scratch_b, T * (2 * Fs + D));
         for (int64_t s = 0; s < S; ++s) {
             SwigluGroupBf16 gs{offsets, 1, D, Fs, wb.ws1 + s * Fs * D, wb.ws3 + s * Fs * D, wb.ws2 + s * D * Fs};
-            swiglu_experts_forward_bf16(y, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, scratch_b, x_b, gs, 1.0f);
+            swiglu_experts_forward_bf16(target(s), sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, scratch_b, x_b, gs, beta);
         }
     } else {
         for (int64_t s = 0; s < S; ++s) {
             SwigluGroup gs{offsets, 1, D, Fs, params.ws1.f32() + s * Fs * D, params.ws3.f32() + s * Fs * D,
                            params.ws2.f32() + s * D * Fs};
-            swiglu_experts_forward(y, sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, x, gs, 1.0f);
+            swiglu_experts_forward(target(s), sh1 + s * T * Fs, sh3 + s * T * Fs, scratch, x, gs, beta);
         }
     }
+    if (!gated) return;
+    float* sig = grow(cache.sh_sig, S * T);  // (S, T)
+    gemm_f32(false, true, S, T, D, 1.0f, params.ws_gate.f32(), D, x, D, 0.0f, sig, T);
+    for (int64_t i = 0; i < S * T; ++i) sig[i] = 1.0f / (1.0f + std::exp(-sig[i]));
+    const KernelTable& k = kernels();
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t s = 0; s < S; ++s) k.axpy(y + t * D, sig[s * T + t], outs + (s * T + t) * D, D);
 }
 
 void shared_backward(float* dx, const float* dy, const MoeLayerParams& grads, MoeLayerCache& cache,
@@ -85,13 +103,35 @@ void shared_backward(float* dx, const float* dy, const MoeLayerParams& grads, Mo
                      int64_t e0, int64_t n_local) {
     const int64_t D = c.d_model, S = c.n_shared, Fs = c.d_ff_shared;
     if (S == 0) return;
-    const bool bf = c.dtype == DType::bf16;
+    const bool bf = c.dtype == DType::bf16, gated = c.shared_gate;
+    const KernelTable& k = kernels();
+    // Gated: d logit_st = sig (1 - sig) <dy_t, out_st>; each expert then sees sig_st * dy_t.
+    std::vector<float> dy_s(gated ? size_t(T * D) : 0);
+    if (gated) {
+        const float* sig = cache.sh_sig.f32();
+        const float* outs = cache.sh_out.f32();
+        std::vector<float> dlogit(static_cast<size_t>(S * T));
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < S * T; ++i) {
+            const int64_t t = i % T;
+            dlogit[size_t(i)] = sig[i] * (1.0f - sig[i]) * k.dot(dy + t * D, outs + i * D, D);
+        }
+        gemm_f32(false, false, S, D, T, 1.0f, dlogit.data(), T, x, D, 1.0f, grads.ws_gate.f32(), D);
+        gemm_f32(true, false, T, D, S, 1.0f, dlogit.data(), T, params.ws_gate.f32(), D, 1.0f, dx, D);
+    }
     MoeBf16Weights wb{};
     if (bf) wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
     int64_t offs[2] = {0, T};
     float* scratch = grow(cache.scratch, T * Fs);
     bf16* scratch_b = bf ? grow_bf16(cache.scratch_b, T * (2 * Fs + D)) : nullptr;
     for (int64_t s = 0; s < S; ++s) {
+        const float* dout = dy;
+        if (gated) {
+            const float* sig = cache.sh_sig.f32() + s * T;
+#pragma omp parallel for schedule(static)
+            for (int64_t t = 0; t < T; ++t) k.scale_copy(dy_s.data() + t * D, sig[t], dy + t * D, D);
+            dout = dy_s.data();
+        }
         float* dws1 = grads.ws1.f32() + s * Fs * D;
         float* dws3 = grads.ws3.f32() + s * Fs * D;
         float* dws2 = grads.ws2.f32() + s * D * Fs;
@@ -99,12 +139,12 @@ void shared_backward(float* dx, const float* dy, const MoeLayerParams& grads, Mo
         float* sh3 = cache.sh3.f32() + s * T * Fs;
         if (bf) {
             SwigluGroupBf16 gs{offs, 1, D, Fs, wb.ws1 + s * Fs * D, wb.ws3 + s * Fs * D, wb.ws2 + s * D * Fs};
-            swiglu_experts_backward_bf16(dx, dws1, dws3, dws2, dy, sh1, sh3, scratch, scratch_b,
+            swiglu_experts_backward_bf16(dx, dws1, dws3, dws2, dout, sh1, sh3, scratch, scratch_b,
                                          cache.x_b.bf(), gs, 1.0f);
         } else {
             SwigluGroup gs{offs, 1, D, Fs, params.ws1.f32() + s * Fs * D, params.ws3.f32() + s * Fs * D,
                            params.ws2.f32() + s * D * Fs};
-            swiglu_experts_backward(dx, dws1, dws3, dws2, dy, sh1, sh3, scratch, x, gs, 1.0f);
+            swiglu_experts_backward(dx, dws1, dws3, dws2, dout, sh1, sh3, scratch, x, gs, 1.0f);
         }
     }
 }
