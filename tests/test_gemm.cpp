@@ -178,7 +178,8 @@ TEST(Gemm, PathsListed) {
 
 TEST(Gemm, OddShapesAllTransposes) {
     const Shape shapes[] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 129}, {6, 16, 8},  {12, 32, 3},
-                            {5, 17, 1}, {0, 5, 3}, {5, 0, 3},     {4, 6, 0},   {2, 3, 300}};
+                            {5, 17, 1}, {0, 5, 3}, {5, 0, 3},     {4, 6, 0},   {2, 3, 300},
+                            {1, 37, 50}, {41, 1, 50}, {41, 37, 1}, {1, 1, 50}};  // vector shapes
     const float alphas[] = {1.0f, -0.75f};
     const float betas[] = {0.0f, 1.0f, 0.5f};
     const auto list = impls();

@@ -55,10 +55,16 @@ void draw_noise(RouterCache& rc, const MoeLayerConfig& c, int64_t T) {
     }
     if (!jitter && !normal && !uniform) return;
     Rng rng(r.seed ^ splitmix64(uint64_t(rc.step++)));
-    if (jitter) {
-        n.jitter.resize(size_t(T * c.d_model));
-        float eps = float(r.router_jitter_noise);
-        rng.fill_uniform(n.jitter.data(), T * c.d_model, 1.0f - eps, 1.0f + eps);
+    if (jitter) {  // T * D draws: one stream per token, so threads do not change them
+        const int64_t D = c.d_model;
+        n.jitter.resize(size_t(T * D));
+        const float eps = float(r.router_jitter_noise);
+        const uint64_t base = rng.next_u64();
+#pragma omp parallel for schedule(static)
+        for (int64_t t = 0; t < T; ++t) {
+            Rng row(base ^ splitmix64(uint64_t(t)));
+            row.fill_uniform(n.jitter.data() + t * D, D, 1.0f - eps, 1.0f + eps);
+        }
     }
     if (normal) {
         n.normal.resize(size_t(T * c.n_experts));
