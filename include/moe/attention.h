@@ -1,0 +1,55 @@
+// Causal self-attention with RoPE and grouped-query attention (Llama / Mixtral), explicit
+// forward and backward; and RMSNorm. docs/model_spec.md is the exact contract; tests compare
+// with an independent PyTorch implementation (tools/gen_model_fixtures.py).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "moe/tensor.h"
+
+namespace moe {
+
+struct AttentionConfig {
+    int64_t d_model = 0;     // D
+    int64_t n_heads = 0;     // H (num_attention_heads)
+    int64_t n_kv_heads = 0;  // Hkv (num_key_value_heads), divides H
+    int64_t head_dim = 0;    // hd (head_dim); 0 = D / H
+    double rope_theta = 10000;
+    int64_t hd() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
+};
+
+// Throws "[attention] ..." when the sizes are impossible.
+void attention_validate(const AttentionConfig& c);
+
+struct AttentionParams {
+    TensorView q_proj;  // (H hd, D)
+    TensorView k_proj;  // (Hkv hd, D)
+    TensorView v_proj;  // (Hkv hd, D)
+    TensorView o_proj;  // (D, H hd)
+};
+
+// What forward keeps for backward (buffers grow, never shrink).
+struct AttentionCache {
+    int64_t B = 0, T = 0;
+    std::vector<float> q, k, v;     // after RoPE: (B T, H hd), (B T, Hkv hd), (B T, Hkv hd)
+    std::vector<float> probs;       // (B, H, T, T) attention weights (0 above the diagonal)
+    std::vector<float> o;           // (B T, H hd) the heads' outputs, before o_proj
+    std::vector<float> cos, sin;    // (T, hd / 2) RoPE tables
+};
+
+// y (B T, D) = attention(x (B T, D)) for B sequences of T positions.
+void attention_forward(TensorView y, AttentionCache& cache, const AttentionConfig& c,
+                       const AttentionParams& p, TensorView x, int64_t B, int64_t T);
+// Gradients of sum(y * dy): dx and every tensor of `grads` accumulate (+=).
+void attention_backward(TensorView dx, const AttentionParams& grads, TensorView dy,
+                        const AttentionCache& cache, const AttentionConfig& c,
+                        const AttentionParams& p, TensorView x);
+
+// RMSNorm over the last axis of x (R, D): y = x / sqrt(mean(x^2) + eps) * weight; rstd (R,)
+// is saved for backward, which accumulates (+=) into dx and dweight.
+void rmsnorm_forward(float* y, float* rstd, const float* x, const float* weight, int64_t R,
+                     int64_t D, float eps);
+void rmsnorm_backward(float* dx, float* dweight, const float* dy, const float* x,
+                      const float* weight, const float* rstd, int64_t R, int64_t D);
+
+}  // namespace moe
