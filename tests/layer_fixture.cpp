@@ -79,6 +79,15 @@ LayerFixture::LayerFixture(const std::string& name, const std::string& prefix)
     load_into(file, "dy", dy.view());
 }
 
+std::string error_of(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
 double scaled_max_error(const float* got, const std::vector<float>& want) {
     double err = 0, scale = 1e-12;
     for (size_t i = 0; i < want.size(); ++i) {

@@ -2,6 +2,7 @@
 // (PyTorch, float64 reference)
 // into a config, parameters and inputs the C++ layer takes.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct LayerFixture {
     // (gen_router_fixtures.py, whose metadata also sets the router's options).
     explicit LayerFixture(const std::string& name, const std::string& prefix = "layer_");
 };
+
+// The message of the moe::Error fn throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& fn);
 
 // Max |got - want| over max(|want|): the error relative to the tensor's scale.
 double scaled_max_error(const float* got, const std::vector<float>& want);

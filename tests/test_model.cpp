@@ -15,6 +15,7 @@
 #include "moe/safetensors.h"
 
 using namespace moe;
+using moe::test::error_of;
 using moe::test::scaled_max_error;
 
 namespace {
@@ -155,14 +156,6 @@ TEST(RmsNorm, ForwardAndBackwardMatchPyTorch) {
 }
 
 TEST(AttentionErrors, ImpossibleSizesGetAClearMessage) {
-    auto error_of = [](const std::function<void()>& fn) -> std::string {
-        try {
-            fn();
-        } catch (const Error& e) {
-            return e.what();
-        }
-        return "";
-    };
     AttentionConfig c{32, 4, 3, 0, 10000};
     EXPECT_NE(error_of([&] { attention_validate(c); }).find("n_kv_heads = 3 must divide n_heads = 4"), std::string::npos);
     c = {30, 4, 2, 0, 10000};

@@ -12,6 +12,9 @@
 #include "moe/gemm.h"
 #include "moe/moe_layer.h"
 #include "moe/rng.h"
+#include "layer_fixture.h"
+
+using moe::test::error_of;
 
 using namespace moe;
 
@@ -182,18 +185,6 @@ TEST(MoeLayerStats, LoadStatisticsOfAPlan) {
     EXPECT_EQ(st.dropped_fraction, 0.0);
 }
 
-namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
-
-}  // namespace
 
 TEST(MoeLayerErrors, ImpossibleConfigs) {
     MoeLayerConfig c = small_config(0.0, true);

@@ -16,6 +16,7 @@
 
 using namespace moe;
 using moe::test::LayerFixture;
+using moe::test::error_of;
 using moe::test::scaled_max_error;
 
 namespace {
@@ -313,16 +314,6 @@ TEST(RouterBalance, GshardRandomRoutingDropsWeakSecondChoices) {
     for (int64_t t = 0; t < 512; ++t) EXPECT_GE(L.cache.plan.assignment[size_t(t * 2 + 1)], 0);
 }
 
-namespace {
-std::string error_of(const std::function<void()>& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
-}  // namespace
 
 TEST(RouterErrors, ImpossibleOptionsGetAClearMessage) {
     MoeLayerConfig c;
