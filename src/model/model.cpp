@@ -1,0 +1,196 @@
+// The decoder-only MoE language model: the pieces of attention.h, moe_layer.h and lm_loss.h
+// chained with residuals, and their backward in reverse (docs/model_spec.md, "The model").
+#include "moe/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "moe/error.h"
+#include "moe/gemm.h"
+#include "moe/lm_loss.h"
+#include "moe/rng.h"
+
+namespace moe {
+namespace {
+
+float* grow_buf(Buffer& b, int64_t rows, int64_t cols) {
+    if (b.numel() != rows * cols) b = Buffer(DType::f32, {rows, cols});
+    return b.f32();
+}
+
+void zero(float* p, int64_t n) { std::memset(p, 0, size_t(n) * sizeof(float)); }
+
+}  // namespace
+
+void model_validate(const ModelConfig& c) {
+    const char* op = "model";
+    MOE_CHECK(c.vocab_size > 0, op, "vocab_size must be > 0, got " + std::to_string(c.vocab_size));
+    MOE_CHECK(c.num_layers > 0, op, "num_hidden_layers must be > 0, got " + std::to_string(c.num_layers));
+    MOE_CHECK(c.rms_norm_eps > 0, op, "rms_norm_eps must be > 0, got " + std::to_string(c.rms_norm_eps));
+    MOE_CHECK(c.moe.d_model == c.attn.d_model, op,
+              "the MoE layer's d_model (" + std::to_string(c.moe.d_model) + ") must equal hidden_size (" +
+                  std::to_string(c.attn.d_model) + ")");
+    attention_validate(c.attn);
+    moe_layer_validate(c.moe);
+}
+
+ModelSlots model_params_reserve(Arena& a, const ModelConfig& c) {
+    model_validate(c);
+    const int64_t V = c.vocab_size, D = c.hidden(), H = c.attn.n_heads, Hkv = c.attn.n_kv_heads;
+    const int64_t hd = c.attn.hd();
+    ModelSlots s;
+    s.embed = a.reserve(DType::f32, {V, D});
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        s.layers.push_back({a.reserve(DType::f32, {D}), a.reserve(DType::f32, {D}),
+                            a.reserve(DType::f32, {H * hd, D}), a.reserve(DType::f32, {Hkv * hd, D}),
+                            a.reserve(DType::f32, {Hkv * hd, D}), a.reserve(DType::f32, {D, H * hd})});
+        s.moe.push_back(moe_layer_params_reserve(a, c.moe));
+    }
+    s.final_norm = a.reserve(DType::f32, {D});
+    s.lm_head = c.tie_word_embeddings ? s.embed : a.reserve(DType::f32, {V, D});
+    return s;
+}
+
+ModelParams model_params_point(const Arena& a, const ModelSlots& s, const ModelConfig& c) {
+    ModelParams p;
+    p.embed = a.view(s.embed);
+    p.final_norm = a.view(s.final_norm);
+    p.lm_head = a.view(s.lm_head);
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        const std::vector<size_t>& t = s.layers[size_t(l)];
+        ModelLayerParams lp;
+        lp.input_norm = a.view(t[0]);
+        lp.post_norm = a.view(t[1]);
+        lp.attn = {a.view(t[2]), a.view(t[3]), a.view(t[4]), a.view(t[5])};
+        lp.moe = moe_layer_params_point(a, s.moe[size_t(l)]);
+        p.layers.push_back(lp);
+    }
+    return p;
+}
+
+void model_params_init(const ModelParams& p, const ModelConfig& c, uint64_t seed) {
+    Rng rng(seed);
+    rng.fill_normal(p.embed.f32(), p.embed.numel(), 0.0f, 1.0f);
+    auto ones = [](const TensorView& t) { std::fill_n(t.f32(), t.numel(), 1.0f); };
+    auto matrix = [&](const TensorView& t) {
+        rng.fill_normal(t.f32(), t.numel(), 0.0f, 1.0f / std::sqrt(float(t.shape[t.shape.ndim - 1])));
+    };
+    for (size_t l = 0; l < p.layers.size(); ++l) {
+        const ModelLayerParams& lp = p.layers[l];
+        ones(lp.input_norm);
+        ones(lp.post_norm);
+        matrix(lp.attn.q_proj);
+        matrix(lp.attn.k_proj);
+        matrix(lp.attn.v_proj);
+        matrix(lp.attn.o_proj);
+        moe_layer_params_init(lp.moe, seed + 1000 + l);
+    }
+    ones(p.final_norm);
+    if (!c.tie_word_embeddings) matrix(p.lm_head);
+}
+
+std::vector<std::pair<std::string, TensorView>> model_param_names(const ModelParams& p, const ModelConfig& c) {
+    std::vector<std::pair<std::string, TensorView>> out;
+    out.push_back({"model.embed_tokens.weight", p.embed});
+    for (size_t l = 0; l < p.layers.size(); ++l) {
+        const ModelLayerParams& lp = p.layers[l];
+        const std::string pre = "model.layers." + std::to_string(l) + ".";
+        out.push_back({pre + "input_layernorm.weight", lp.input_norm});
+        out.push_back({pre + "self_attn.q_proj.weight", lp.attn.q_proj});
+        out.push_back({pre + "self_attn.k_proj.weight", lp.attn.k_proj});
+        out.push_back({pre + "self_attn.v_proj.weight", lp.attn.v_proj});
+        out.push_back({pre + "self_attn.o_proj.weight", lp.attn.o_proj});
+        out.push_back({pre + "post_attention_layernorm.weight", lp.post_norm});
+        out.push_back({pre + "block_sparse_moe.gate.weight", lp.moe.router});
+        out.push_back({pre + "block_sparse_moe.experts.w1", lp.moe.w1});
+        out.push_back({pre + "block_sparse_moe.experts.w3", lp.moe.w3});
+        out.push_back({pre + "block_sparse_moe.experts.w2", lp.moe.w2});
+    }
+    out.push_back({"model.norm.weight", p.final_norm});
+    if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", p.lm_head});
+    return out;
+}
+
+ModelLosses model_forward(ModelCache& cache, const ModelConfig& c, const ModelParams& p,
+                          const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T,
+                          float aux_coef, float z_coef) {
+    model_validate(c);
+    MOE_CHECK(B > 0 && T > 0, "model_forward", "need B, T > 0, got B = " + std::to_string(B) + ", T = " + std::to_string(T));
+    const int64_t N = B * T, D = c.hidden(), V = c.vocab_size;
+    const float eps = float(c.rms_norm_eps);
+    cache.B = B;
+    cache.T = T;
+    cache.layers.resize(size_t(c.num_layers));
+    ModelLosses losses;
+    Buffer* h = nullptr;  // the residual stream entering the current layer
+    Buffer sub(DType::f32, {N, D});  // a sub-layer's output before the residual add
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        ModelCache::Layer& L = cache.layers[size_t(l)];
+        const ModelLayerParams& lp = p.layers[size_t(l)];
+        float* h_in = grow_buf(L.h_in, N, D);
+        if (l == 0) {
+            embedding_forward(h_in, p.embed.f32(), tokens, N, V, D);
+        } else {
+            std::memcpy(h_in, h->f32(), size_t(N * D) * sizeof(float));
+        }
+        L.rstd1.resize(size_t(N));
+        L.rstd2.resize(size_t(N));
+        float* n1 = grow_buf(L.n1, N, D);
+        rmsnorm_forward(n1, L.rstd1.data(), h_in, lp.input_norm.f32(), N, D, eps);
+        attention_forward(sub.view(), L.attn, c.attn, lp.attn, L.n1.view(), B, T);
+        float* h_mid = grow_buf(L.h_mid, N, D);
+        for (int64_t i = 0; i < N * D; ++i) h_mid[i] = h_in[i] + sub.f32()[i];
+        float* n2 = grow_buf(L.n2, N, D);
+        rmsnorm_forward(n2, L.rstd2.data(), h_mid, lp.post_norm.f32(), N, D, eps);
+        MoeLayerLosses ml;
+        moe_layer_forward(sub.view(), ml, L.moe, c.moe, lp.moe, L.n2.view(), nullptr, tokens);
+        losses.aux += ml.aux;
+        losses.z += ml.z;
+        float* h_out = grow_buf(cache.h_out, N, D);
+        for (int64_t i = 0; i < N * D; ++i) h_out[i] = h_mid[i] + sub.f32()[i];
+        h = &cache.h_out;
+    }
+    cache.rstd_f.resize(size_t(N));
+    float* hf = grow_buf(cache.hf, N, D);
+    rmsnorm_forward(hf, cache.rstd_f.data(), cache.h_out.f32(), p.final_norm.f32(), N, D, eps);
+    float* logits = grow_buf(cache.logits, N, V);
+    gemm_f32(false, true, N, V, D, 1.0f, hf, D, p.lm_head.f32(), D, 0.0f, logits, V);
+    losses.ce = cross_entropy(grow_buf(cache.dlogits, N, V), logits, targets, N, V);
+    losses.total = losses.ce + double(aux_coef) * losses.aux + double(z_coef) * losses.z;
+    return losses;
+}
+
+void model_backward(const ModelParams& grads, ModelCache& cache, const ModelConfig& c,
+                    const ModelParams& p, const int32_t* tokens, float aux_coef, float z_coef) {
+    const int64_t B = cache.B, T = cache.T, N = B * T, D = c.hidden(), V = c.vocab_size;
+    MOE_CHECK(N > 0 && cache.dlogits.numel() == N * V, "model_backward", "backward called without a forward");
+    Buffer dh(DType::f32, {N, D}), dsub(DType::f32, {N, D}), dn(DType::f32, {N, D});
+    // LM head and final norm.
+    const float* dlogits = cache.dlogits.f32();
+    zero(dsub.f32(), N * D);
+    gemm_f32(false, false, N, D, V, 1.0f, dlogits, V, p.lm_head.f32(), D, 0.0f, dsub.f32(), D);
+    gemm_f32(true, false, V, D, N, 1.0f, dlogits, V, cache.hf.f32(), D, 1.0f, grads.lm_head.f32(), D);
+    zero(dh.f32(), N * D);
+    rmsnorm_backward(dh.f32(), grads.final_norm.f32(), dsub.f32(), cache.h_out.f32(), p.final_norm.f32(),
+                     cache.rstd_f.data(), N, D);
+    const MoeLossCoefs coefs{aux_coef, z_coef, 0.0f};
+    for (int64_t l = c.num_layers - 1; l >= 0; --l) {
+        ModelCache::Layer& L = cache.layers[size_t(l)];
+        const ModelLayerParams& lp = p.layers[size_t(l)];
+        const ModelLayerParams& lg = grads.layers[size_t(l)];
+        // h_out = h_mid + moe(n2): dh passes through, and through the MoE and its norm.
+        zero(dn.f32(), N * D);
+        moe_layer_backward(dn.view(), lg.moe, dh.view(), coefs, L.moe, c.moe, lp.moe, L.n2.view());
+        rmsnorm_backward(dh.f32(), lg.post_norm.f32(), dn.f32(), L.h_mid.f32(), lp.post_norm.f32(),
+                         L.rstd2.data(), N, D);
+        // h_mid = h_in + attn(n1).
+        zero(dn.f32(), N * D);
+        attention_backward(dn.view(), lg.attn, dh.view(), L.attn, c.attn, lp.attn, L.n1.view());
+        rmsnorm_backward(dh.f32(), lg.input_norm.f32(), dn.f32(), L.h_in.f32(), lp.input_norm.f32(),
+                         L.rstd1.data(), N, D);
+    }
+    embedding_backward(grads.embed.f32(), dh.f32(), tokens, N, D);
+}
+
+}  // namespace moe
