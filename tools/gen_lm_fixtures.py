@@ -20,6 +20,19 @@ where aux_l / z_l are the layer's load-balance and z losses over all B * T rows 
 (the row with target -100 included: it only drops out of the cross-entropy).
 Writes tests/fixtures/lm_tiny.safetensors (float32 / int32 tensors, the config in __metadata__).
 
+Also the llm.c-style training check, tests/fixtures/lm_tiny_train.safetensors: the same model,
+initial weights, tokens and targets, but in float32 (the float64 reference parameters, exactly
+float32 values, converted; the same reference functions, which follow their inputs' dtype),
+trained for TRAIN["steps"] steps on that one batch with PyTorch's own machinery: forward, loss
+(as above), backward, torch.nn.utils.clip_grad_norm_(max_norm) over all parameters, then
+torch.optim.AdamW (foreach=False) in two groups (weight decay on every tensor with ndim >= 2, none
+on the 1-D RMSNorm weights), the learning rate of step s set to the spec's warm-up + cosine closed
+form (`lr_closed_form` of tools/gen_train_fixtures.py, checked there against torch's
+SequentialLR). Stores loss / ce / pre-clip gradient norm of every step's forward (before that
+step's update) and the loss after the last update. Before writing: the loss must go down, every
+forward's top-K routing must be at least TRAIN_MIN_GAP (router logits) from a tie, and a float64
+shadow run of the same steps must route identically and stay close.
+
     /usr/bin/python3 tools/gen_lm_fixtures.py      # Debian's python3-torch (1.13) is enough
 """
 import math
@@ -32,6 +45,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen_layer_fixtures import layer, make_inputs, write_safetensors  # noqa: E402
 from gen_model_fixtures import attention, attention_literal, drawer, rmsnorm  # noqa: E402
+from gen_train_fixtures import lr_closed_form  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
 GENERATOR = "tools/gen_lm_fixtures.py"
@@ -42,6 +56,10 @@ CASE = dict(name="tiny", V=50, D=16, L=2, H=4, Hkv=2, hd=4, rope_theta=10000, rm
 IGNORED = (1, 2)       # (sequence, position) whose target is -100
 MIN_GAP = 1e-2         # K-th minus (K+1)-th router logit, every token, every layer
 FIRST_SEED = 1
+
+TRAIN = dict(lr=1e-2, lr_min=1e-3, warmup=2, total=10, beta1=0.9, beta2=0.95, eps=1e-8,
+             weight_decay=0.1, max_norm=1.0, steps=10)
+TRAIN_MIN_GAP = 1e-4   # K-th minus (K+1)-th router logit, every token, layer and step, in float32
 
 
 def attn_cfg(c):
@@ -93,7 +111,7 @@ def forward(c, p, tokens, targets, attn=attention):
     eps = float(c["rms_norm_eps"])
     ac = attn_cfg(c)
     mc = moe_cfg(c, 0)
-    empty = torch.zeros(0, 1, c["D"], dtype=torch.float64)
+    empty = torch.zeros(0, 1, c["D"], dtype=p["model.embed_tokens.weight"].dtype)   # S = 0: unused
     h = F.embedding(tokens, p["model.embed_tokens.weight"])
     aux_sum, z_sum, router_logits = 0.0, 0.0, []
     for l in range(c["L"]):
@@ -208,9 +226,82 @@ def generate(c):
     print(f"{path}: {os.path.getsize(path)} bytes, seed {seed}, loss {float(loss):.10f} "
           f"(ce {float(ce):.10f}, aux {float(aux):.10f}, z {float(z):.10f}), "
           f"min routing gap {gap:.3e}, literal-forward max diff {err:.2e}, fd max diff {fd_err:.2e}")
+    return seed, p, tokens, targets
+
+
+def train_run(c, p0, tokens, targets, dtype):
+    """TRAIN["steps"] AdamW steps on the one batch; per step (loss, ce, gnorm, routing gap, top-K
+    choices) of the forward before the update, then the same for the forward after the last one."""
+    t = TRAIN
+    names = list(p0)
+    params = {k: torch.nn.Parameter(v.detach().to(dtype).clone()) for k, v in p0.items()}
+    plist = [params[k] for k in names]
+    opt = torch.optim.AdamW(
+        [dict(params=[params[k] for k in names if params[k].ndim >= 2], weight_decay=t["weight_decay"]),
+         dict(params=[params[k] for k in names if params[k].ndim < 2], weight_decay=0.0)],
+        lr=t["lr"], betas=(t["beta1"], t["beta2"]), eps=t["eps"], foreach=False)
+
+    def choices(rl):
+        return [torch.topk(lg, c["K"], dim=-1).indices.sort(-1).values for lg in rl]
+
+    hist = []
+    for s in range(1, t["steps"] + 1):
+        opt.zero_grad(set_to_none=True)
+        loss, ce, aux, z, _, rl = forward(c, params, tokens, targets)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(plist, t["max_norm"])
+        for group in opt.param_groups:
+            group["lr"] = lr_closed_form(s, t["lr"], t["lr_min"], t["warmup"], t["total"])
+        opt.step()
+        hist.append((loss.detach(), ce.detach(), gnorm.detach(), routing_gap(c, rl), choices(rl)))
+    with torch.no_grad():
+        loss, ce, aux, z, _, rl = forward(c, params, tokens, targets)
+    hist.append((loss, ce, None, routing_gap(c, rl), choices(rl)))
+    return hist
+
+
+def generate_train(c, seed, p, tokens, targets):
+    t = TRAIN
+    n = t["steps"]
+    run = train_run(c, p, tokens, targets, torch.float32)
+    shadow = train_run(c, p, tokens, targets, torch.float64)   # same steps in float64: a guard only
+
+    losses = [float(h[0]) for h in run]
+    assert all(h[0].dtype == torch.float32 for h in run)
+    assert all(math.isfinite(x) for x in losses)
+    assert losses[-1] < losses[0], ("loss did not go down", losses)
+    min_gap = min(h[3] for h in run)
+    assert min_gap >= TRAIN_MIN_GAP, ("float32 routing too close to a tie", [h[3] for h in run])
+    for s, (h32, h64) in enumerate(zip(run, shadow), 1):
+        assert all(torch.equal(a, b) for a, b in zip(h32[4], h64[4])), ("routing differs from float64", s)
+    loss_diff = max(abs(a - float(b[0])) for a, b in zip(losses, shadow))
+    gn_rel = max(abs(float(a[2]) - float(b[2])) / float(b[2]) for a, b in zip(run[:n], shadow[:n]))
+    assert loss_diff < 1e-4 and gn_rel < 1e-3, (loss_diff, gn_rel)
+
+    one = lambda v: v.detach().float().reshape(1).numpy()
+    out = {}
+    for s in range(1, n + 1):
+        loss, ce, gnorm, _, _ = run[s - 1]
+        out[f"loss.step{s}"] = one(loss)
+        out[f"ce.step{s}"] = one(ce)
+        out[f"gnorm.step{s}"] = one(gnorm)
+    out["loss.final"] = one(run[n][0])
+    meta = {k: repr(v) if isinstance(v, float) else str(v) for k, v in t.items()}
+    meta["decay"] = "every tensor with ndim >= 2 (the 1-D RMSNorm weights in a group with weight_decay=0)"
+    meta["init"] = f"lm_{c['name']}.safetensors (weights, tokens, targets; seed {seed})"
+    meta["generator"] = GENERATOR
+    meta["torch"] = torch.__version__
+    path = os.path.join(OUT, f"lm_{c['name']}_train.safetensors")
+    write_safetensors(path, out, meta)
+    clipped = [s for s in range(1, n + 1) if float(run[s - 1][2]) > t["max_norm"]]
+    print(f"{path}: {os.path.getsize(path)} bytes, float32, loss "
+          + " ".join(f"{x:.6f}" for x in losses[:n]) + f" -> final {losses[n]:.6f}; "
+          f"clipped at steps {clipped}; min routing gap {min_gap:.3e} "
+          f"(per forward {' '.join(f'{h[3]:.2e}' for h in run)}); "
+          f"vs float64 shadow: loss max diff {loss_diff:.2e}, gnorm max rel diff {gn_rel:.2e}")
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
-    generate(CASE)
+    generate_train(CASE, *generate(CASE))
