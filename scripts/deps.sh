@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages moe needs (idempotent: does nothing when all are present).
 set -euo pipefail
+# bible-kjv: the default training corpus (the King James Bible, read out by its `bible` tool).
 PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev libgtest-dev
-          nlohmann-json3-dev libcli11-dev)
+          nlohmann-json3-dev libcli11-dev bible-kjv)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

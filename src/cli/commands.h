@@ -8,5 +8,6 @@ void register_bench_layer(CLI::App& bench);
 void register_bench_gemm(CLI::App& bench);
 void register_bench_router(CLI::App& bench);
 void register_info(CLI::App& app);
+void register_train(CLI::App& app);
 
 }  // namespace moe::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     moe::cli::register_bench_gemm(*bench);
     moe::cli::register_bench_router(*bench);
     moe::cli::register_info(app);
+    moe::cli::register_train(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -18,7 +18,7 @@ void add_router_options(CLI::App* cmd, RouterCliOptions& o) {
     cmd->add_option("--sinkhorn-iters", o.sinkhorn_iters, "sinkhorn: normalisation rounds");
     cmd->add_option("--router-dim", o.router_dim, "xmoe: dimension of the routing space");
     cmd->add_option("--dselect-gamma", o.dselect_gamma, "dselect: width of the smooth step");
-    cmd->add_option("--seq-len", o.seq_len, "sigmoid_bias: sequence length of the balance loss (0 = all tokens)");
+    cmd->add_option("--balance-seq-len", o.seq_len, "sigmoid_bias: sequence length of the balance loss (0 = all tokens)");
 }
 
 void apply_router_options(const RouterCliOptions& o, MoeLayerConfig& cfg) {

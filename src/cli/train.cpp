@@ -1,0 +1,283 @@
+// moe train: trains a small MoE language model on a text file (the KJV Bible by default),
+// with a byte-level BPE tokenizer trained on the same text, AdamW, the warm-up + cosine
+// schedule, a validation split, a JSONL log and a progress line, then prints a sample.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "router_options.h"
+#include "moe/error.h"
+#include "moe/gemm.h"
+#include "moe/model.h"
+#include "moe/optim.h"
+#include "moe/rng.h"
+#include "moe/tokenizer.h"
+
+namespace moe::cli {
+namespace {
+
+struct TrainOptions {
+    std::string data = "data/kjv.txt", out = "runs/kjv";
+    int64_t vocab = 1024, layers = 4, hidden = 128, heads = 4, kv_heads = 2, experts = 8, top_k = 2;
+    int64_t expert_ff = 256, seq_len = 128, batch = 16, steps = 0, warmup = 50;
+    int64_t eval_every = 100, eval_batches = 8, log_every = 10, sample_tokens = 200;
+    double time_budget = 480, lr = 3e-3, min_lr_ratio = 0.1, weight_decay = 0.1, clip = 1.0;
+    double aux_coef = 0.01, z_coef = 0.001, temperature = 0.8;
+    std::string prompt = "And God said";
+    uint64_t seed = 1;
+    int threads = 0;
+    RouterCliOptions router;
+};
+
+// Model FLOPs of one training token (forward + backward = 3x forward): the matrix products of
+// attention (projections, and the causal scores and mixing at the average length (T + 1) / 2),
+// the router, the K active experts and the LM head.
+double train_flops_per_token(const ModelConfig& c, int64_t T) {
+    const double D = double(c.hidden()), hd = double(c.attn.hd()), H = double(c.attn.n_heads);
+    const double Hkv = double(c.attn.n_kv_heads), E = double(c.moe.n_experts), K = double(c.moe.top_k);
+    const double F = double(c.moe.d_ff), V = double(c.vocab_size);
+    const double layer = 2 * D * H * hd * 2 + 2 * D * Hkv * hd * 2 + 2 * 2 * H * hd * double(T + 1) / 2 +
+                         2 * D * E + K * 6 * D * F;
+    return 3 * (double(c.num_layers) * layer + 2 * D * V);
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    MOE_CHECK(f.good(), "train", "cannot open the corpus " + path +
+                                     "; run scripts/setup.sh (it writes data/kjv.txt) or pass --data FILE");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+// Every 50th line goes to validation (DATA.md), the rest to training.
+void split_lines(const std::string& text, std::string& train, std::string& val) {
+    std::istringstream in(text);
+    std::string line;
+    for (int64_t i = 0; std::getline(in, line); ++i) (i % 50 == 49 ? val : train) += line + "\n";
+}
+
+struct Trainer {
+    TrainOptions o;
+    ModelConfig cfg;
+    Arena pa, ga, ma, va;
+    ModelSlots slots;
+    ModelParams p, g, m, v;
+    std::vector<AdamWTensor> opt;
+    ModelCache cache;
+    std::vector<int32_t> tokens, targets;
+
+    void build() {
+        cfg.vocab_size = o.vocab;
+        cfg.num_layers = o.layers;
+        cfg.attn = {o.hidden, o.heads, o.kv_heads, 0, 10000};
+        cfg.moe.d_model = o.hidden;
+        cfg.moe.d_ff = o.expert_ff;
+        cfg.moe.n_experts = o.experts;
+        cfg.moe.top_k = o.top_k;
+        cfg.moe.router.seed = o.seed;
+        apply_router_options(o.router, cfg.moe);
+        model_validate(cfg);
+        slots = model_params_reserve(pa, cfg);
+        for (Arena* a : {&ga, &ma, &va}) model_params_reserve(*a, cfg);
+        for (Arena* a : {&pa, &ga, &ma, &va}) a->allocate();
+        p = model_params_point(pa, slots, cfg);
+        g = model_params_point(ga, slots, cfg);
+        m = model_params_point(ma, slots, cfg);
+        v = model_params_point(va, slots, cfg);
+        model_params_init(p, cfg, o.seed);
+        // A small embedding and output scale for a stable start (GPT-2 style 0.02 would be too
+        // small for this width); the MoE and attention keep their 1/sqrt(fan_in) init.
+        for (int64_t i = 0; i < p.embed.numel(); ++i) p.embed.f32()[i] *= 0.1f;
+        auto pn = model_param_names(p, cfg), gn = model_param_names(g, cfg);
+        auto mn = model_param_names(m, cfg), vn = model_param_names(v, cfg);
+        for (size_t i = 0; i < pn.size(); ++i)
+            opt.push_back({pn[i].second.f32(), gn[i].second.f32(), mn[i].second.f32(), vn[i].second.f32(),
+                           pn[i].second.numel(), pn[i].second.shape.ndim >= 2});
+        const int64_t N = o.batch * o.seq_len;
+        tokens.resize(size_t(N));
+        targets.resize(size_t(N));
+    }
+
+    // Fills tokens / targets with `batch` windows of seq_len + 1 starting at `starts`.
+    void fill(const std::vector<int32_t>& data, const std::vector<int64_t>& starts) {
+        for (size_t b = 0; b < starts.size(); ++b)
+            for (int64_t t = 0; t < o.seq_len; ++t) {
+                tokens[b * size_t(o.seq_len) + size_t(t)] = data[size_t(starts[b] + t)];
+                targets[b * size_t(o.seq_len) + size_t(t)] = data[size_t(starts[b] + t + 1)];
+            }
+    }
+
+    double eval(const std::vector<int32_t>& val) {
+        cfg.moe.router.training = false;
+        const int64_t span = int64_t(val.size()) - o.seq_len - 1;
+        double sum = 0;
+        for (int64_t e = 0; e < o.eval_batches; ++e) {
+            std::vector<int64_t> starts;
+            for (int64_t b = 0; b < o.batch; ++b)
+                starts.push_back((e * o.batch + b) * span / (o.eval_batches * o.batch));
+            fill(val, starts);
+            sum += model_forward(cache, cfg, p, tokens.data(), targets.data(), o.batch, o.seq_len,
+                                 float(o.aux_coef), float(o.z_coef)).ce;
+        }
+        cfg.moe.router.training = true;
+        return sum / double(o.eval_batches);
+    }
+
+    std::string sample(const BpeTokenizer& tok, Rng& rng) {
+        cfg.moe.router.training = false;
+        std::vector<int32_t> ctx = tok.encode(o.prompt);
+        const size_t prompt_len = ctx.size();
+        for (int64_t n = 0; n < o.sample_tokens; ++n) {
+            const int64_t T = std::min<int64_t>(int64_t(ctx.size()), o.seq_len);
+            std::vector<int32_t> in(ctx.end() - T, ctx.end()), none(size_t(T), -100);
+            ModelCache c;
+            model_forward(c, cfg, p, in.data(), none.data(), 1, T, 0.0f, 0.0f);
+            const float* l = c.logits.f32() + (T - 1) * cfg.vocab_size;
+            std::vector<double> w(size_t(cfg.vocab_size));
+            double mx = -1e30, sum = 0;
+            for (int64_t i = 0; i < cfg.vocab_size; ++i) mx = std::max(mx, double(l[i]) / o.temperature);
+            for (int64_t i = 0; i < cfg.vocab_size; ++i) sum += w[size_t(i)] = std::exp(double(l[i]) / o.temperature - mx);
+            double u = double(rng.uniform()) * sum;
+            int32_t next = int32_t(cfg.vocab_size - 1);
+            for (int64_t i = 0; i < cfg.vocab_size; ++i)
+                if ((u -= w[size_t(i)]) <= 0) {
+                    next = int32_t(i);
+                    break;
+                }
+            ctx.push_back(next);
+        }
+        (void)prompt_len;
+        cfg.moe.router.training = true;
+        return tok.decode(ctx);
+    }
+};
+
+void run_train(const TrainOptions& opts) {
+    if (opts.threads > 0) set_num_threads(opts.threads);
+    auto t = std::make_unique<Trainer>();
+    t->o = opts;
+    TrainOptions& o = t->o;
+    const std::string text = read_file(o.data);
+    MOE_CHECK(text.size() > size_t(10 * (o.seq_len + 1)), "train",
+              o.data + " has " + std::to_string(text.size()) + " bytes; the corpus must be much longer than --seq-len");
+    std::filesystem::create_directories(o.out);
+    std::string train_text, val_text;
+    split_lines(text, train_text, val_text);
+    std::fprintf(stderr, "moe train: %s: %zu bytes (%zu train, %zu validation)\n", o.data.c_str(), text.size(),
+                 train_text.size(), val_text.size());
+    BpeTokenizer tok = BpeTokenizer::train(train_text, o.vocab, 2, [&](int64_t done, int64_t total) {
+        if (done % 64 == 0 || done == total) std::fprintf(stderr, "\rtokenizer: merge %lld / %lld", (long long)done, (long long)total);
+    });
+    std::fprintf(stderr, "\n");
+    o.vocab = tok.vocab_size();
+    tok.save(o.out + "/tokenizer.json");
+    const std::vector<int32_t> train = tok.encode(train_text), val = tok.encode(val_text);
+    MOE_CHECK(int64_t(val.size()) > o.seq_len + 1, "train", "the validation split is shorter than --seq-len");
+    std::fprintf(stderr, "tokens: %zu train, %zu validation (%.2f bytes per token), vocabulary %lld\n", train.size(),
+                 val.size(), double(train_text.size()) / double(train.size()), (long long)o.vocab);
+    t->build();
+
+    std::ofstream log(o.out + "/metrics.jsonl", std::ios::trunc);
+    Rng rng(o.seed);
+    AdamWConfig oc;
+    oc.lr = o.lr;
+    oc.lr_min = o.lr * o.min_lr_ratio;
+    oc.warmup = o.warmup;
+    oc.weight_decay = o.weight_decay;
+    oc.max_norm = o.clip;
+    oc.total = o.steps > 0 ? o.steps : 1000000;  // set from the time budget after a few steps
+    const int64_t N = o.batch * o.seq_len;
+    const auto start = std::chrono::steady_clock::now();
+    double val_loss = NAN;
+    int64_t step = 0;
+    for (step = 1; step <= oc.total; ++step) {
+        std::vector<int64_t> starts;
+        for (int64_t b = 0; b < o.batch; ++b)
+            starts.push_back(int64_t(rng.next_u64() % uint64_t(int64_t(train.size()) - o.seq_len - 1)));
+        t->fill(train, starts);
+        std::memset(t->ga.base_f32(), 0, t->ga.bytes());
+        ModelLosses L = model_forward(t->cache, t->cfg, t->p, t->tokens.data(), t->targets.data(), o.batch,
+                                      o.seq_len, float(o.aux_coef), float(o.z_coef));
+        model_backward(t->g, t->cache, t->cfg, t->p, t->tokens.data(), float(o.aux_coef), float(o.z_coef));
+        const double gnorm = adamw_step(t->opt, oc, step);
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        // Fit the schedule to the time budget: after 5 steps, and again after the first
+        // validation pass, whose cost then counts too.
+        if (o.steps == 0 && (step == 5 || step == o.eval_every + 1)) {
+            oc.total = std::max<int64_t>(step + 1, int64_t(o.time_budget / (elapsed / double(step))));
+            oc.warmup = std::min(oc.warmup, oc.total / 10);
+        }
+        if (step % o.eval_every == 0 || step == oc.total) val_loss = t->eval(val);
+        if (step % o.log_every == 0 || step == oc.total || step % o.eval_every == 0) {
+            nlohmann::json j = {{"step", step}, {"loss", L.total}, {"ce", L.ce}, {"ppl", std::exp(L.ce)},
+                                {"aux", L.aux}, {"z", L.z}, {"lr", lr_at(oc, step)}, {"grad_norm", gnorm},
+                                {"tokens_per_s", double(step * N) / elapsed}, {"elapsed_s", elapsed}};
+            if (step % o.eval_every == 0 || step == oc.total) j["val_loss"] = val_loss;
+            nlohmann::json load = nlohmann::json::array();
+            for (const auto& layer : t->cache.layers) load.push_back(moe_layer_load_stats(layer.moe).counts);
+            j["expert_load"] = load;
+            log << j.dump() << "\n";
+            log.flush();
+            const int width = 30, filled = int(width * step / oc.total);
+            std::fprintf(stderr, "\rstep %lld/%lld [%s%s] loss %.3f val %.3f  %.0f tok/s  %.0fs left   ",
+                         (long long)step, (long long)oc.total, std::string(size_t(filled), '=').c_str(),
+                         std::string(size_t(width - filled), ' ').c_str(), L.ce, val_loss,
+                         double(step * N) / elapsed, elapsed / double(step) * double(oc.total - step));
+        }
+    }
+    std::fprintf(stderr, "\n");
+    const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double tok_s = double((step - 1) * N) / total_s;
+    std::printf("moe train: %lld steps, %.0f s, %.0f tokens/s (%.1f model GFLOP/s), validation loss %.3f "
+                "(perplexity %.1f)\n", (long long)(step - 1), total_s, tok_s,
+                tok_s * train_flops_per_token(t->cfg, o.seq_len) * 1e-9, val_loss, std::exp(val_loss));
+    std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, t->sample(tok, rng).c_str());
+    std::printf("--- run files: %s/metrics.jsonl, %s/tokenizer.json ---\n", o.out.c_str(), o.out.c_str());
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+    auto o = std::make_shared<TrainOptions>();
+    CLI::App* cmd = app.add_subcommand("train", "train an MoE language model on a text file and print a sample");
+    cmd->add_option("--data", o->data, "UTF-8 text file (default: data/kjv.txt, written by scripts/setup.sh)");
+    cmd->add_option("--out", o->out, "run directory: tokenizer.json, metrics.jsonl");
+    cmd->add_option("--vocab-size", o->vocab, "BPE vocabulary size")->check(CLI::Range(int64_t(256), int64_t(1) << 20));
+    cmd->add_option("--num-hidden-layers", o->layers, "transformer blocks")->check(CLI::Range(int64_t(1), int64_t(1024)));
+    cmd->add_option("--hidden-size", o->hidden, "model width D")->check(CLI::Range(int64_t(8), int64_t(1) << 16));
+    cmd->add_option("--num-attention-heads", o->heads, "attention heads")->check(CLI::Range(int64_t(1), int64_t(1024)));
+    cmd->add_option("--num-key-value-heads", o->kv_heads, "key / value heads (GQA)")->check(CLI::Range(int64_t(1), int64_t(1024)));
+    cmd->add_option("--num-local-experts", o->experts, "routed experts per layer")->check(CLI::Range(int64_t(1), int64_t(1024)));
+    cmd->add_option("--num-experts-per-tok", o->top_k, "experts per token (K)")->check(CLI::Range(int64_t(1), int64_t(1024)));
+    cmd->add_option("--intermediate-size", o->expert_ff, "hidden size of one expert")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+    cmd->add_option("-c,--ctx-size", o->seq_len, "tokens per training sequence (context)")->check(CLI::Range(int64_t(2), int64_t(1) << 16));
+    cmd->add_option("-b,--batch", o->batch, "sequences per step")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+    cmd->add_option("--steps", o->steps, "optimizer steps (0 = as many as --time-budget allows)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+    cmd->add_option("--time-budget", o->time_budget, "seconds of training when --steps is 0")->check(CLI::Range(1.0, 1e7));
+    cmd->add_option("--lr", o->lr, "peak learning rate")->check(CLI::Range(0.0, 10.0));
+    cmd->add_option("--warmup", o->warmup, "warm-up steps")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+    cmd->add_option("--weight-decay", o->weight_decay, "AdamW decoupled weight decay (matrices only)");
+    cmd->add_option("--clip", o->clip, "gradient clipping max norm (0 = off)");
+    cmd->add_option("--aux-coef", o->aux_coef, "router balance loss coefficient (router_aux_loss_coef)");
+    cmd->add_option("--z-coef", o->z_coef, "router z-loss coefficient (router_z_loss_coef)");
+    cmd->add_option("--eval-every", o->eval_every, "steps between validation passes")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    cmd->add_option("-n,--sample-tokens", o->sample_tokens, "tokens to generate at the end")->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+    cmd->add_option("-p,--prompt", o->prompt, "prompt of the sample");
+    cmd->add_option("--temp", o->temperature, "sampling temperature")->check(CLI::Range(0.01, 100.0));
+    cmd->add_option("-s,--seed", o->seed, "seed of the initialisation, batches and sampling");
+    cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+    add_router_options(cmd, o->router);
+    cmd->callback([o] { run_train(*o); });
+}
+
+}  // namespace moe::cli
