@@ -217,14 +217,14 @@ void run_train(const TrainOptions& opts) {
             oc.total = std::max<int64_t>(step + 1, int64_t(o.time_budget / (elapsed / double(step))));
             oc.warmup = std::min(oc.warmup, oc.total / 10);
         }
+        nlohmann::json load = nlohmann::json::array();  // this step's, before validation reuses the cache
+        for (const auto& layer : t->cache.layers) load.push_back(moe_layer_load_stats(layer.moe).counts);
         if (step % o.eval_every == 0 || step == oc.total) val_loss = t->eval(val);
         if (step % o.log_every == 0 || step == oc.total || step % o.eval_every == 0) {
             nlohmann::json j = {{"step", step}, {"loss", L.total}, {"ce", L.ce}, {"ppl", std::exp(L.ce)},
                                 {"aux", L.aux}, {"z", L.z}, {"lr", lr_at(oc, step)}, {"grad_norm", gnorm},
                                 {"tokens_per_s", double(step * N) / elapsed}, {"elapsed_s", elapsed}};
             if (step % o.eval_every == 0 || step == oc.total) j["val_loss"] = val_loss;
-            nlohmann::json load = nlohmann::json::array();
-            for (const auto& layer : t->cache.layers) load.push_back(moe_layer_load_stats(layer.moe).counts);
             j["expert_load"] = load;
             log << j.dump() << "\n";
             log.flush();
