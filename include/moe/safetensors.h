@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "moe/tensor.h"
@@ -41,5 +42,12 @@ private:
     std::map<std::string, std::string> metadata_;
     std::map<std::string, SafetensorsEntry> entries_;
 };
+
+// Writes f32 tensors and string metadata as a safetensors file, atomically: a temporary file
+// in the same directory, fsync, rename over `path`, fsync of the directory. A crash leaves
+// either the old file or the new one, never a half-written one.
+void safetensors_write(const std::string& path,
+                       const std::vector<std::pair<std::string, TensorView>>& tensors,
+                       const std::map<std::string, std::string>& metadata);
 
 }  // namespace moe

@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "router_options.h"
+#include "train_checkpoint.h"
 #include "moe/error.h"
 #include "moe/gemm.h"
 #include "moe/model.h"
@@ -30,6 +31,8 @@ struct TrainOptions {
     int64_t vocab = 1024, layers = 4, hidden = 128, heads = 4, kv_heads = 2, experts = 8, top_k = 2;
     int64_t expert_ff = 256, seq_len = 128, batch = 16, steps = 0, warmup = 50;
     int64_t eval_every = 100, eval_batches = 8, log_every = 10, sample_tokens = 200;
+    int64_t save_every = 200, stop_after = 0;
+    bool resume = false;
     double time_budget = 480, lr = 3e-3, min_lr_ratio = 0.1, weight_decay = 0.1, clip = 1.0;
     double aux_coef = 0.01, z_coef = 0.001, temperature = 0.8;
     std::string prompt = "And God said";
@@ -175,19 +178,29 @@ void run_train(const TrainOptions& opts) {
     split_lines(text, train_text, val_text);
     std::fprintf(stderr, "moe train: %s: %zu bytes (%zu train, %zu validation)\n", o.data.c_str(), text.size(),
                  train_text.size(), val_text.size());
-    BpeTokenizer tok = BpeTokenizer::train(train_text, o.vocab, 2, [&](int64_t done, int64_t total) {
-        if (done % 64 == 0 || done == total) std::fprintf(stderr, "\rtokenizer: merge %lld / %lld", (long long)done, (long long)total);
-    });
-    std::fprintf(stderr, "\n");
+    BpeTokenizer tok;
+    if (o.resume) {  // the run's own tokenizer, so the tokens are the same
+        tok = BpeTokenizer::load(o.out + "/tokenizer.json");
+    } else {
+        tok = BpeTokenizer::train(train_text, o.vocab, 2, [&](int64_t done, int64_t total) {
+            if (done % 64 == 0 || done == total) std::fprintf(stderr, "\rtokenizer: merge %lld / %lld", (long long)done, (long long)total);
+        });
+        std::fprintf(stderr, "\n");
+        tok.save(o.out + "/tokenizer.json");
+    }
     o.vocab = tok.vocab_size();
-    tok.save(o.out + "/tokenizer.json");
     const std::vector<int32_t> train = tok.encode(train_text), val = tok.encode(val_text);
     MOE_CHECK(int64_t(val.size()) > o.seq_len + 1, "train", "the validation split is shorter than --seq-len");
     std::fprintf(stderr, "tokens: %zu train, %zu validation (%.2f bytes per token), vocabulary %lld\n", train.size(),
                  val.size(), double(train_text.size()) / double(train.size()), (long long)o.vocab);
     t->build();
-
-    std::ofstream log(o.out + "/metrics.jsonl", std::ios::trunc);
+    write_hf_config(o.out, t->cfg, o.seq_len, o.aux_coef);
+    // What a checkpoint must agree with to be resumed.
+    const std::string key = "V=" + std::to_string(o.vocab) + " L=" + std::to_string(o.layers) + " D=" +
+                            std::to_string(o.hidden) + " H=" + std::to_string(o.heads) + " Hkv=" +
+                            std::to_string(o.kv_heads) + " E=" + std::to_string(t->cfg.moe.n_experts) + " K=" +
+                            std::to_string(t->cfg.moe.top_k) + " F=" + std::to_string(o.expert_ff) + " router=" +
+                            router_kind_name(t->cfg.moe.router.kind);
     Rng rng(o.seed);
     AdamWConfig oc;
     oc.lr = o.lr;
@@ -196,11 +209,34 @@ void run_train(const TrainOptions& opts) {
     oc.weight_decay = o.weight_decay;
     oc.max_norm = o.clip;
     oc.total = o.steps > 0 ? o.steps : 1000000;  // set from the time budget after a few steps
+    int64_t step0 = 0;
+    if (o.resume) {
+        TrainState st = load_checkpoint(o.out, t->cfg, t->p, t->m, t->v, key);
+        step0 = st.step;
+        oc.total = st.total;
+        oc.warmup = st.warmup;
+        std::copy(st.rng, st.rng + 4, rng.state);
+        t->cache.layers.resize(size_t(o.layers));
+        for (size_t l = 0; l < st.router_steps.size(); ++l) t->cache.layers[l].moe.router.step = st.router_steps[l];
+        std::fprintf(stderr, "resumed %s/checkpoint.safetensors at step %lld of %lld\n", o.out.c_str(),
+                     (long long)step0, (long long)oc.total);
+    }
+    auto save = [&](int64_t done) {
+        TrainState st;
+        st.step = done;
+        st.total = oc.total;
+        st.warmup = oc.warmup;
+        std::copy(rng.state, rng.state + 4, st.rng);
+        for (const auto& layer : t->cache.layers) st.router_steps.push_back(layer.moe.router.step);
+        save_checkpoint(o.out, t->cfg, t->p, t->m, t->v, st, key);
+    };
+    std::ofstream log(o.out + "/metrics.jsonl", o.resume ? std::ios::app : std::ios::trunc);
     const int64_t N = o.batch * o.seq_len;
     const auto start = std::chrono::steady_clock::now();
     double val_loss = NAN;
     int64_t step = 0;
-    for (step = 1; step <= oc.total; ++step) {
+    bool stopped = false;
+    for (step = step0 + 1; step <= oc.total; ++step) {
         std::vector<int64_t> starts;
         for (int64_t b = 0; b < o.batch; ++b)
             starts.push_back(int64_t(rng.next_u64() % uint64_t(int64_t(train.size()) - o.seq_len - 1)));
@@ -213,7 +249,7 @@ void run_train(const TrainOptions& opts) {
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         // Fit the schedule to the time budget: after 5 steps, and again after the first
         // validation pass, whose cost then counts too.
-        if (o.steps == 0 && (step == 5 || step == o.eval_every + 1)) {
+        if (o.steps == 0 && !o.resume && (step == 5 || step == o.eval_every + 1)) {
             oc.total = std::max<int64_t>(step + 1, int64_t(o.time_budget / (elapsed / double(step))));
             oc.warmup = std::min(oc.warmup, oc.total / 10);
         }
@@ -223,7 +259,7 @@ void run_train(const TrainOptions& opts) {
         if (step % o.log_every == 0 || step == oc.total || step % o.eval_every == 0) {
             nlohmann::json j = {{"step", step}, {"loss", L.total}, {"ce", L.ce}, {"ppl", std::exp(L.ce)},
                                 {"aux", L.aux}, {"z", L.z}, {"lr", lr_at(oc, step)}, {"grad_norm", gnorm},
-                                {"tokens_per_s", double(step * N) / elapsed}, {"elapsed_s", elapsed}};
+                                {"tokens_per_s", double((step - step0) * N) / elapsed}, {"elapsed_s", elapsed}};
             if (step % o.eval_every == 0 || step == oc.total) j["val_loss"] = val_loss;
             j["expert_load"] = load;
             log << j.dump() << "\n";
@@ -232,17 +268,29 @@ void run_train(const TrainOptions& opts) {
             std::fprintf(stderr, "\rstep %lld/%lld [%s%s] loss %.3f val %.3f  %.0f tok/s  %.0fs left   ",
                          (long long)step, (long long)oc.total, std::string(size_t(filled), '=').c_str(),
                          std::string(size_t(width - filled), ' ').c_str(), L.ce, val_loss,
-                         double(step * N) / elapsed, elapsed / double(step) * double(oc.total - step));
+                         double((step - step0) * N) / elapsed, elapsed / double(step - step0) * double(oc.total - step));
+        }
+        if ((o.save_every > 0 && step % o.save_every == 0) || step == oc.total || step == o.stop_after) save(step);
+        if (step == o.stop_after) {
+            stopped = true;
+            ++step;
+            break;
         }
     }
     std::fprintf(stderr, "\n");
     const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double tok_s = double((step - 1) * N) / total_s;
+    if (stopped) {
+        std::printf("moe train: stopped after step %lld (--stop-after); %s/checkpoint.safetensors holds it, "
+                    "continue with --resume\n", (long long)(step - 1), o.out.c_str());
+        return;
+    }
+    const double tok_s = double((step - 1 - step0) * N) / total_s;
     std::printf("moe train: %lld steps, %.0f s, %.0f tokens/s (%.1f model GFLOP/s), validation loss %.3f "
                 "(perplexity %.1f)\n", (long long)(step - 1), total_s, tok_s,
                 tok_s * train_flops_per_token(t->cfg, o.seq_len) * 1e-9, val_loss, std::exp(val_loss));
     std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, t->sample(tok, rng).c_str());
-    std::printf("--- run files: %s/metrics.jsonl, %s/tokenizer.json ---\n", o.out.c_str(), o.out.c_str());
+    std::printf("--- run files in %s: metrics.jsonl, tokenizer.json, config.json, checkpoint.safetensors ---\n",
+                o.out.c_str());
 }
 
 }  // namespace
@@ -276,6 +324,10 @@ void register_train(CLI::App& app) {
     cmd->add_option("--temp", o->temperature, "sampling temperature")->check(CLI::Range(0.01, 100.0));
     cmd->add_option("-s,--seed", o->seed, "seed of the initialisation, batches and sampling");
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+    cmd->add_option("--log-every", o->log_every, "steps between metrics.jsonl lines")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    cmd->add_option("--save-every", o->save_every, "steps between checkpoints (and at the end; 0 = only at the end)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+    cmd->add_flag("--resume", o->resume, "continue from --out's checkpoint.safetensors and tokenizer.json");
+    cmd->add_option("--stop-after", o->stop_after, "stop after this step, checkpointed (an interruption, for testing resume)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
     add_router_options(cmd, o->router);
     cmd->callback([o] { run_train(*o); });
 }

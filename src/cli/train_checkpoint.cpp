@@ -1,0 +1,93 @@
+#include "train_checkpoint.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "moe/error.h"
+#include "moe/safetensors.h"
+
+namespace moe::cli {
+
+void save_checkpoint(const std::string& dir, const ModelConfig& c, const ModelParams& p,
+                     const ModelParams& m, const ModelParams& v, const TrainState& s,
+                     const std::string& key) {
+    auto tensors = model_param_names(p, c);
+    for (auto& [name, view] : model_param_names(m, c)) tensors.push_back({"optim.m." + name, view});
+    for (auto& [name, view] : model_param_names(v, c)) tensors.push_back({"optim.v." + name, view});
+    std::map<std::string, std::string> meta = {{"format", "moe-train-checkpoint-1"}, {"config", key},
+                                               {"step", std::to_string(s.step)}, {"total", std::to_string(s.total)},
+                                               {"warmup", std::to_string(s.warmup)}};
+    for (int i = 0; i < 4; ++i) meta["rng." + std::to_string(i)] = std::to_string(s.rng[i]);
+    for (size_t l = 0; l < s.router_steps.size(); ++l) meta["router_step." + std::to_string(l)] = std::to_string(s.router_steps[l]);
+    safetensors_write(dir + "/checkpoint.safetensors", tensors, meta);
+}
+
+TrainState load_checkpoint(const std::string& dir, const ModelConfig& c, const ModelParams& p,
+                           const ModelParams& m, const ModelParams& v, const std::string& key) {
+    const std::string path = dir + "/checkpoint.safetensors";
+    SafetensorsFile f(path);
+    const char* op = "resume";
+    MOE_CHECK(f.metadata().count("format") && f.meta("format") == "moe-train-checkpoint-1", op,
+              path + " is not a moe train checkpoint (no format moe-train-checkpoint-1 in its metadata)");
+    MOE_CHECK(f.meta("config") == key, op,
+              path + " was written for " + f.meta("config") + "; this run is " + key +
+                  ". Pass the same model options, or another --out to start afresh");
+    auto restore = [&](const std::string& prefix, const ModelParams& dst) {
+        for (auto& [name, view] : model_param_names(dst, c)) {
+            std::vector<float> data = f.f32(prefix + name);
+            MOE_CHECK(int64_t(data.size()) == view.numel(), op,
+                      path + ": " + prefix + name + " has " + std::to_string(data.size()) + " values, expected " +
+                          std::to_string(view.numel()));
+            std::memcpy(view.data, data.data(), data.size() * sizeof(float));
+        }
+    };
+    restore("", p);
+    restore("optim.m.", m);
+    restore("optim.v.", v);
+    TrainState s;
+    s.step = std::stoll(f.meta("step"));
+    s.total = std::stoll(f.meta("total"));
+    s.warmup = std::stoll(f.meta("warmup"));
+    for (int i = 0; i < 4; ++i) s.rng[i] = std::stoull(f.meta("rng." + std::to_string(i)));
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        const std::string k = "router_step." + std::to_string(l);
+        s.router_steps.push_back(f.metadata().count(k) ? std::stoll(f.meta(k)) : 0);
+    }
+    return s;
+}
+
+void write_hf_config(const std::string& dir, const ModelConfig& c, int64_t max_positions, double aux_coef) {
+    nlohmann::ordered_json j = {
+        {"architectures", {"MixtralForCausalLM"}},
+        {"model_type", "mixtral"},
+        {"vocab_size", c.vocab_size},
+        {"hidden_size", c.hidden()},
+        {"intermediate_size", c.moe.d_ff},
+        {"num_hidden_layers", c.num_layers},
+        {"num_attention_heads", c.attn.n_heads},
+        {"num_key_value_heads", c.attn.n_kv_heads},
+        {"head_dim", c.attn.hd()},
+        {"num_local_experts", c.moe.n_experts},
+        {"num_experts_per_tok", c.moe.top_k},
+        {"max_position_embeddings", max_positions},
+        {"rms_norm_eps", c.rms_norm_eps},
+        {"rope_theta", c.attn.rope_theta},
+        {"tie_word_embeddings", c.tie_word_embeddings},
+        {"router_aux_loss_coef", aux_coef},
+        {"hidden_act", "silu"},
+        {"torch_dtype", "float32"},
+        {"moe_router", router_kind_name(c.moe.router.kind)},
+    };
+    const std::string path = dir + "/config.json", tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::trunc);
+        MOE_CHECK(f.good(), "train", "cannot write " + tmp);
+        f << j.dump(2) << "\n";
+        MOE_CHECK(f.good(), "train", "writing " + tmp + " failed (disk full?)");
+    }
+    MOE_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "train", "cannot rename " + tmp + " to " + path);
+}
+
+}  // namespace moe::cli

@@ -1,0 +1,30 @@
+// Checkpoints of `moe train`: the model (Hugging Face Mixtral names), the AdamW moments and the
+// loop's state in one safetensors file written atomically, and a Hugging Face config.json.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "moe/model.h"
+
+namespace moe::cli {
+
+struct TrainState {
+    int64_t step = 0;                   // optimizer steps done
+    int64_t total = 0, warmup = 0;      // the schedule in use
+    uint64_t rng[4] = {0, 0, 0, 0};     // the batch sampler's state
+    std::vector<int64_t> router_steps;  // each layer's router RNG position
+};
+
+// <dir>/checkpoint.safetensors. `key` describes the run's shapes; loading checks it.
+void save_checkpoint(const std::string& dir, const ModelConfig& c, const ModelParams& p,
+                     const ModelParams& m, const ModelParams& v, const TrainState& s,
+                     const std::string& key);
+// Restores p, m, v and returns the state; throws naming the file and the mismatch when the
+// checkpoint is missing, truncated, or from another configuration.
+TrainState load_checkpoint(const std::string& dir, const ModelConfig& c, const ModelParams& p,
+                           const ModelParams& m, const ModelParams& v, const std::string& key);
+// <dir>/config.json in the Hugging Face Mixtral format (atomic).
+void write_hf_config(const std::string& dir, const ModelConfig& c, int64_t max_positions, double aux_coef);
+
+}  // namespace moe::cli

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# moe train --resume continues an interrupted run with exactly the losses of an uninterrupted
+# one; a checkpoint of another shape or a truncated one is refused with a clear error.
+# Usage: resume_test.sh MOE_BINARY CORPUS WORKDIR
+set -euo pipefail
+moe="$1" corpus="$2" work="$3"
+rm -rf "$work" && mkdir -p "$work"
+base=(--data "$corpus" --vocab-size 300 --num-hidden-layers 2 --num-attention-heads 4
+      --num-key-value-heads 2 --num-local-experts 4 --intermediate-size 32 --ctx-size 32 --batch 4
+      --steps 8 --eval-every 4 --log-every 1 -n 4 -t 1)
+args=("${base[@]}" --hidden-size 32)
+"$moe" train "${args[@]}" --out "$work/straight" > /dev/null 2>&1
+"$moe" train "${args[@]}" --out "$work/resumed" --stop-after 5 > /dev/null 2>&1
+"$moe" train "${args[@]}" --out "$work/resumed" --resume > /dev/null 2>&1
+fields() { grep -o '"loss":[^,]*\|"step":[0-9]*\|"val_loss":[^,}]*' "$1"; }
+if ! diff <(fields "$work/straight/metrics.jsonl") <(fields "$work/resumed/metrics.jsonl"); then
+  echo "FAIL: the resumed run's losses differ from the uninterrupted run's"; exit 1
+fi
+[ "$(fields "$work/straight/metrics.jsonl" | grep -c '"step"')" -eq 8 ] || { echo "FAIL: expected 8 logged steps"; exit 1; }
+# Another shape: refused, naming both.
+if out=$("$moe" train "${base[@]}" --hidden-size 64 --out "$work/resumed" --resume 2>&1); then
+  echo "FAIL: resumed a checkpoint of another shape"; exit 1
+fi
+echo "$out" | grep -q "was written for V=300 L=2 D=32.*this run is V=300 L=2 D=64" || { echo "FAIL: unclear error: $out"; exit 1; }
+# Truncated: refused.
+head -c 1000 "$work/resumed/checkpoint.safetensors" > "$work/trunc.safetensors"
+mv "$work/trunc.safetensors" "$work/resumed/checkpoint.safetensors"
+if out=$("$moe" train "${args[@]}" --out "$work/resumed" --resume 2>&1); then
+  echo "FAIL: resumed a truncated checkpoint"; exit 1
+fi
+echo "$out" | grep -q "checkpoint.safetensors" || { echo "FAIL: the error does not name the file: $out"; exit 1; }
+echo "PASS: resumed losses identical; other shape and truncated checkpoints refused"
