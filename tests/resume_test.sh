@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # moe train --resume continues an interrupted run with exactly the losses of an uninterrupted
-# one; a checkpoint of another shape or a truncated one is refused with a clear error.
+# one; a checkpoint of another shape or a truncated one is refused with a clear error; and
+# moe generate samples from the run.
 # Usage: resume_test.sh MOE_BINARY CORPUS WORKDIR
 set -euo pipefail
 moe="$1" corpus="$2" work="$3"
@@ -29,4 +30,8 @@ if out=$("$moe" train "${args[@]}" --out "$work/resumed" --resume 2>&1); then
   echo "FAIL: resumed a truncated checkpoint"; exit 1
 fi
 echo "$out" | grep -q "checkpoint.safetensors" || { echo "FAIL: the error does not name the file: $out"; exit 1; }
-echo "PASS: resumed losses identical; other shape and truncated checkpoints refused"
+# moe generate reads the run back (config.json, tokenizer.json, checkpoint) and continues the prompt.
+gen=$("$moe" generate -m "$work/straight" -p "And God" -n 6 --temp 0 -t 1)
+case "$gen" in "And God"?*) ;; *) echo "FAIL: moe generate printed: $gen"; exit 1 ;; esac
+[ "$gen" = "$("$moe" generate -m "$work/straight" -p "And God" -n 6 --temp 0 -t 1)" ] || { echo "FAIL: greedy is not deterministic"; exit 1; }
+echo "PASS: resumed losses identical; other shape and truncated checkpoints refused; generate reads the run"

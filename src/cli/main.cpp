@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     moe::cli::register_bench_router(*bench);
     moe::cli::register_info(app);
     moe::cli::register_train(app);
+    moe::cli::register_generate(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

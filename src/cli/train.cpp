@@ -15,6 +15,7 @@
 
 #include "commands.h"
 #include "router_options.h"
+#include "sampling.h"
 #include "train_checkpoint.h"
 #include "moe/error.h"
 #include "moe/gemm.h"
@@ -134,34 +135,6 @@ struct Trainer {
         }
         cfg.moe.router.training = true;
         return sum / double(o.eval_batches);
-    }
-
-    std::string sample(const BpeTokenizer& tok, Rng& rng) {
-        cfg.moe.router.training = false;
-        std::vector<int32_t> ctx = tok.encode(o.prompt);
-        const size_t prompt_len = ctx.size();
-        for (int64_t n = 0; n < o.sample_tokens; ++n) {
-            const int64_t T = std::min<int64_t>(int64_t(ctx.size()), o.seq_len);
-            std::vector<int32_t> in(ctx.end() - T, ctx.end()), none(size_t(T), -100);
-            ModelCache c;
-            model_forward(c, cfg, p, in.data(), none.data(), 1, T, 0.0f, 0.0f);
-            const float* l = c.logits.f32() + (T - 1) * cfg.vocab_size;
-            std::vector<double> w(size_t(cfg.vocab_size));
-            double mx = -1e30, sum = 0;
-            for (int64_t i = 0; i < cfg.vocab_size; ++i) mx = std::max(mx, double(l[i]) / o.temperature);
-            for (int64_t i = 0; i < cfg.vocab_size; ++i) sum += w[size_t(i)] = std::exp(double(l[i]) / o.temperature - mx);
-            double u = double(rng.uniform()) * sum;
-            int32_t next = int32_t(cfg.vocab_size - 1);
-            for (int64_t i = 0; i < cfg.vocab_size; ++i)
-                if ((u -= w[size_t(i)]) <= 0) {
-                    next = int32_t(i);
-                    break;
-                }
-            ctx.push_back(next);
-        }
-        (void)prompt_len;
-        cfg.moe.router.training = true;
-        return tok.decode(ctx);
     }
 };
 
@@ -288,7 +261,7 @@ void run_train(const TrainOptions& opts) {
     std::printf("moe train: %lld steps, %.0f s, %.0f tokens/s (%.1f model GFLOP/s), validation loss %.3f "
                 "(perplexity %.1f)\n", (long long)(step - 1), total_s, tok_s,
                 tok_s * train_flops_per_token(t->cfg, o.seq_len) * 1e-9, val_loss, std::exp(val_loss));
-    std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, t->sample(tok, rng).c_str());
+    std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, sample_text(t->cfg, t->p, tok, o.prompt, o.sample_tokens, o.temperature, o.seq_len, rng).c_str());
     std::printf("--- run files in %s: metrics.jsonl, tokenizer.json, config.json, checkpoint.safetensors ---\n",
                 o.out.c_str());
 }

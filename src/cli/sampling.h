@@ -1,0 +1,17 @@
+// Text from a model: the prompt, then n tokens drawn one at a time from the softmax of the last
+// logits at `temperature` (0 = greedy), re-running the last ctx tokens each step (no KV cache:
+// that comes with the inference engine, issue 5).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "moe/model.h"
+#include "moe/rng.h"
+#include "moe/tokenizer.h"
+
+namespace moe::cli {
+
+std::string sample_text(ModelConfig cfg, const ModelParams& p, const BpeTokenizer& tok,
+                        const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng);
+
+}  // namespace moe::cli
