@@ -32,8 +32,8 @@ struct TrainOptions {
     int64_t vocab = 1024, layers = 4, hidden = 128, heads = 4, kv_heads = 2, experts = 8, top_k = 2;
     int64_t expert_ff = 256, seq_len = 128, batch = 16, steps = 0, warmup = 50;
     int64_t eval_every = 100, eval_batches = 8, log_every = 10, sample_tokens = 200;
-    int64_t save_every = 200, stop_after = 0;
-    bool resume = false;
+    int64_t save_every = 200, stop_after = 0, grad_accum = 1;
+    bool resume = false, tie = false;
     double time_budget = 480, lr = 3e-3, min_lr_ratio = 0.1, weight_decay = 0.1, clip = 1.0;
     double aux_coef = 0.01, z_coef = 0.001, temperature = 0.8;
     std::string prompt = "And God said";
@@ -89,6 +89,7 @@ struct Trainer {
         cfg.moe.n_experts = o.experts;
         cfg.moe.top_k = o.top_k;
         cfg.moe.router.seed = o.seed;
+        cfg.tie_word_embeddings = o.tie;
         apply_router_options(o.router, cfg.moe);
         model_validate(cfg);
         slots = model_params_reserve(pa, cfg);
@@ -173,7 +174,7 @@ void run_train(const TrainOptions& opts) {
                             std::to_string(o.hidden) + " H=" + std::to_string(o.heads) + " Hkv=" +
                             std::to_string(o.kv_heads) + " E=" + std::to_string(t->cfg.moe.n_experts) + " K=" +
                             std::to_string(t->cfg.moe.top_k) + " F=" + std::to_string(o.expert_ff) + " router=" +
-                            router_kind_name(t->cfg.moe.router.kind);
+                            router_kind_name(t->cfg.moe.router.kind) + (o.tie ? " tied" : "");
     Rng rng(o.seed);
     AdamWConfig oc;
     oc.lr = o.lr;
@@ -204,20 +205,32 @@ void run_train(const TrainOptions& opts) {
         save_checkpoint(o.out, t->cfg, t->p, t->m, t->v, st, key);
     };
     std::ofstream log(o.out + "/metrics.jsonl", o.resume ? std::ios::app : std::ios::trunc);
-    const int64_t N = o.batch * o.seq_len;
+    const int64_t N = o.batch * o.seq_len * o.grad_accum;  // tokens per optimizer step
     const auto start = std::chrono::steady_clock::now();
     double val_loss = NAN;
     int64_t step = 0;
     bool stopped = false;
     for (step = step0 + 1; step <= oc.total; ++step) {
-        std::vector<int64_t> starts;
-        for (int64_t b = 0; b < o.batch; ++b)
-            starts.push_back(int64_t(rng.next_u64() % uint64_t(int64_t(train.size()) - o.seq_len - 1)));
-        t->fill(train, starts);
+        // Gradient accumulation: `grad_accum` micro-batches add into the gradients, which are
+        // then averaged, so a step is the mean loss over batch * grad_accum sequences.
         std::memset(t->ga.base_f32(), 0, t->ga.bytes());
-        ModelLosses L = model_forward(t->cache, t->cfg, t->p, t->tokens.data(), t->targets.data(), o.batch,
-                                      o.seq_len, float(o.aux_coef), float(o.z_coef));
-        model_backward(t->g, t->cache, t->cfg, t->p, t->tokens.data(), float(o.aux_coef), float(o.z_coef));
+        ModelLosses L;
+        for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
+            std::vector<int64_t> starts;
+            for (int64_t b = 0; b < o.batch; ++b)
+                starts.push_back(int64_t(rng.next_u64() % uint64_t(int64_t(train.size()) - o.seq_len - 1)));
+            t->fill(train, starts);
+            ModelLosses Lm = model_forward(t->cache, t->cfg, t->p, t->tokens.data(), t->targets.data(), o.batch,
+                                           o.seq_len, float(o.aux_coef), float(o.z_coef));
+            model_backward(t->g, t->cache, t->cfg, t->p, t->tokens.data(), float(o.aux_coef), float(o.z_coef));
+            const double w = 1.0 / double(o.grad_accum);
+            L.ce += w * Lm.ce, L.aux += w * Lm.aux, L.z += w * Lm.z, L.total += w * Lm.total;
+        }
+        if (o.grad_accum > 1) {
+            const float inv = 1.0f / float(o.grad_accum);
+            float* gp = t->ga.base_f32();
+            for (size_t i = 0; i < t->ga.bytes() / sizeof(float); ++i) gp[i] *= inv;
+        }
         const double gnorm = adamw_step(t->opt, oc, step);
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         // Fit the schedule to the time budget: after 5 steps, and again after the first
@@ -297,6 +310,8 @@ void register_train(CLI::App& app) {
     cmd->add_option("--temp", o->temperature, "sampling temperature")->check(CLI::Range(0.01, 100.0));
     cmd->add_option("-s,--seed", o->seed, "seed of the initialisation, batches and sampling");
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+    cmd->add_option("--grad-accum", o->grad_accum, "micro-batches per optimizer step (gradient accumulation)")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+    cmd->add_flag("--tie-word-embeddings", o->tie, "the LM head is the embedding matrix");
     cmd->add_option("--log-every", o->log_every, "steps between metrics.jsonl lines")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     cmd->add_option("--save-every", o->save_every, "steps between checkpoints (and at the end; 0 = only at the end)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
     cmd->add_flag("--resume", o->resume, "continue from --out's checkpoint.safetensors and tokenizer.json");
