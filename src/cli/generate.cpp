@@ -2,15 +2,14 @@
 // tokenizer.json, checkpoint.safetensors), with llama.cpp-style flags.
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "commands.h"
 #include "sampling.h"
 #include "moe/error.h"
+#include "moe/files.h"
 #include "moe/gemm.h"
 #include "moe/safetensors.h"
 
@@ -26,16 +25,7 @@ struct GenerateOptions {
 };
 
 ModelConfig config_from_json(const std::string& path, int64_t& max_positions) {
-    std::ifstream f(path);
-    MOE_CHECK(f.good(), "generate", "cannot open " + path + "; -m takes the --out directory of a moe train run");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(ss.str());
-    } catch (const std::exception& e) {
-        throw Error("[generate] " + path + " is not valid JSON: " + e.what());
-    }
+    const nlohmann::json j = read_json_file(path, "generate", "-m takes the --out directory of a moe train run");
     auto need = [&](const char* k) -> const nlohmann::json& {
         MOE_CHECK(j.contains(k), "generate", path + " has no \"" + std::string(k) + "\"");
         return j[k];

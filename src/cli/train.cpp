@@ -18,6 +18,7 @@
 #include "sampling.h"
 #include "train_checkpoint.h"
 #include "moe/error.h"
+#include "moe/files.h"
 #include "moe/gemm.h"
 #include "moe/model.h"
 #include "moe/optim.h"
@@ -52,15 +53,6 @@ double train_flops_per_token(const ModelConfig& c, int64_t T) {
     const double layer = 2 * D * H * hd * 2 + 2 * D * Hkv * hd * 2 + 2 * 2 * H * hd * double(T + 1) / 2 +
                          2 * D * E + K * 6 * D * F;
     return 3 * (double(c.num_layers) * layer + 2 * D * V);
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    MOE_CHECK(f.good(), "train", "cannot open the corpus " + path +
-                                     "; run scripts/setup.sh (it writes data/kjv.txt) or pass --data FILE");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
 }
 
 // Every 50th line goes to validation (DATA.md), the rest to training.
@@ -144,7 +136,9 @@ void run_train(const TrainOptions& opts) {
     auto t = std::make_unique<Trainer>();
     t->o = opts;
     TrainOptions& o = t->o;
-    const std::string text = read_file(o.data);
+    const std::string text = read_file(o.data, "train",
+                                       "run scripts/setup.sh (it writes data/kjv.txt) or pass --data FILE",
+                                       "the corpus");
     MOE_CHECK(text.size() > size_t(10 * (o.seq_len + 1)), "train",
               o.data + " has " + std::to_string(text.size()) + " bytes; the corpus must be much longer than --seq-len");
     std::filesystem::create_directories(o.out);

@@ -1,11 +1,10 @@
 #include "train_checkpoint.h"
 
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "moe/error.h"
+#include "moe/files.h"
 #include "moe/safetensors.h"
 
 namespace moe::cli {
@@ -80,14 +79,7 @@ void write_hf_config(const std::string& dir, const ModelConfig& c, int64_t max_p
         {"torch_dtype", "float32"},
         {"moe_router", router_kind_name(c.moe.router.kind)},
     };
-    const std::string path = dir + "/config.json", tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::trunc);
-        MOE_CHECK(f.good(), "train", "cannot write " + tmp);
-        f << j.dump(2) << "\n";
-        MOE_CHECK(f.good(), "train", "writing " + tmp + " failed (disk full?)");
-    }
-    MOE_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "train", "cannot rename " + tmp + " to " + path);
+    write_file_atomic(dir + "/config.json", j.dump(2) + "\n", "train");
 }
 
 }  // namespace moe::cli

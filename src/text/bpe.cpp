@@ -1,12 +1,10 @@
 // Byte-level BPE: GPT-2's pre-tokenizer, merge training on word counts, encode by lowest-rank
 // merges, and Hugging Face tokenizer.json in and out.
 #include <algorithm>
-#include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "moe/error.h"
+#include "moe/files.h"
 #include "moe/tokenizer.h"
 
 namespace moe {
@@ -313,28 +311,11 @@ void BpeTokenizer::save(const std::string& path) const {
     j["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
                   {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
                   {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab}, {"merges", merges}};
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        MOE_CHECK(f.good(), "tokenizer", "cannot write " + tmp + "; check the directory exists and is writable");
-        f << j.dump(1);
-        f.flush();
-        MOE_CHECK(f.good(), "tokenizer", "writing " + tmp + " failed (disk full?)");
-    }
-    MOE_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "tokenizer", "cannot rename " + tmp + " to " + path);
+    write_file_atomic(path, j.dump(1), "tokenizer");
 }
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    MOE_CHECK(f.good(), "tokenizer", "cannot open " + path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(ss.str());
-    } catch (const std::exception& e) {
-        throw Error("[tokenizer] " + path + " is not valid JSON: " + e.what());
-    }
+    const nlohmann::json j = read_json_file(path, "tokenizer");
     MOE_CHECK(j.contains("model") && j["model"].value("type", "") == "BPE", "tokenizer",
               path + ": expected a BPE model (\"model\": {\"type\": \"BPE\"})");
     const nlohmann::json& pre = j.value("pre_tokenizer", nlohmann::json());

@@ -1,0 +1,18 @@
+// Whole-file reads and atomic writes, with errors that name the file and the fix.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace moe {
+
+// The bytes of `path`; throws "[op] cannot open WHAT PATH; HINT" when it cannot be read
+// (`what` names the file's role, e.g. "the corpus").
+std::string read_file(const std::string& path, const char* op, const std::string& hint = "",
+                      const std::string& what = "");
+// read_file, parsed as JSON; throws "[op] PATH is not valid JSON: ..." otherwise.
+nlohmann::json read_json_file(const std::string& path, const char* op, const std::string& hint = "");
+// Writes `content` to a temporary file beside `path`, fsyncs it, renames it over `path` and
+// fsyncs the directory: a crash leaves the old file or the new one, never half of one.
+void write_file_atomic(const std::string& path, const std::string& content, const char* op);
+
+}  // namespace moe
