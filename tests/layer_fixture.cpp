@@ -79,6 +79,21 @@ LayerFixture::LayerFixture(const std::string& name, const std::string& prefix)
     load_into(file, "dy", dy.view());
 }
 
+AdamWConfig adamw_config_from(const SafetensorsFile& f) {
+    auto d = [&](const char* k) { return std::stod(f.meta(k)); };
+    AdamWConfig c;
+    c.lr = d("lr");
+    c.lr_min = d("lr_min");
+    c.warmup = std::stoll(f.meta("warmup"));
+    c.total = std::stoll(f.meta("total"));
+    c.beta1 = d("beta1");
+    c.beta2 = d("beta2");
+    c.eps = d("eps");
+    c.weight_decay = d("weight_decay");
+    c.max_norm = d("max_norm");
+    return c;
+}
+
 std::string error_of(const std::function<void()>& fn) {
     try {
         fn();

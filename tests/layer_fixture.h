@@ -8,6 +8,7 @@
 
 #include "moe/arena.h"
 #include "moe/moe_layer.h"
+#include "moe/optim.h"
 #include "moe/safetensors.h"
 
 namespace moe::test {
@@ -27,6 +28,9 @@ struct LayerFixture {
     // (gen_router_fixtures.py, whose metadata also sets the router's options).
     explicit LayerFixture(const std::string& name, const std::string& prefix = "layer_");
 };
+
+// The AdamW settings and schedule written into a fixture's metadata by the training generators.
+AdamWConfig adamw_config_from(const SafetensorsFile& f);
 
 // The message of the moe::Error fn throws, or "" when it throws none.
 std::string error_of(const std::function<void()>& fn);

@@ -85,17 +85,7 @@ TEST(Lm, TinyModelMatchesPyTorch) {
 TEST(Lm, TenAdamWStepsMatchPyTorch) {
     TinyLm m;
     SafetensorsFile t(std::string(MOE_FIXTURE_DIR) + "/lm_tiny_train.safetensors");
-    auto d = [&](const char* k) { return std::stod(t.meta(k)); };
-    AdamWConfig oc;
-    oc.lr = d("lr");
-    oc.lr_min = d("lr_min");
-    oc.warmup = std::stoll(t.meta("warmup"));
-    oc.total = std::stoll(t.meta("total"));
-    oc.beta1 = d("beta1");
-    oc.beta2 = d("beta2");
-    oc.eps = d("eps");
-    oc.weight_decay = d("weight_decay");
-    oc.max_norm = d("max_norm");
+    const AdamWConfig oc = moe::test::adamw_config_from(t);
     Arena ma, va;
     model_params_reserve(ma, m.c);
     model_params_reserve(va, m.c);

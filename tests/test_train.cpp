@@ -18,17 +18,7 @@ using moe::test::scaled_max_error;
 
 TEST(AdamW, TenStepsMatchTorchWithClippingAndSchedule) {
     SafetensorsFile f(std::string(MOE_FIXTURE_DIR) + "/train_adamw.safetensors");
-    auto d = [&](const char* k) { return std::stod(f.meta(k)); };
-    AdamWConfig c;
-    c.lr = d("lr");
-    c.lr_min = d("lr_min");
-    c.warmup = std::stoll(f.meta("warmup"));
-    c.total = std::stoll(f.meta("total"));
-    c.beta1 = d("beta1");
-    c.beta2 = d("beta2");
-    c.eps = d("eps");
-    c.weight_decay = d("weight_decay");
-    c.max_norm = d("max_norm");
+    const AdamWConfig c = moe::test::adamw_config_from(f);
     std::vector<float> p0 = f.f32("p0.init"), p1 = f.f32("p1.init");
     std::vector<float> m0(p0.size()), v0(p0.size()), m1(p1.size()), v1(p1.size());
     int clipped = 0;
