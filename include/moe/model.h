@@ -3,6 +3,7 @@
 // forward and backward (docs/model_spec.md, "The model"). Parameters and gradients live in
 // arenas with the same layout; names follow Hugging Face Mixtral (model_param_names).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -18,10 +19,20 @@ struct ModelConfig {
     int64_t vocab_size = 0;    // V
     int64_t num_layers = 0;    // L
     AttentionConfig attn;      // hidden_size = attn.d_model, heads, head_dim, rope_theta
-    MoeLayerConfig moe;        // d_model must equal attn.d_model
+    MoeLayerConfig moe;        // d_model must equal attn.d_model; n_experts = 0: no MoE layer
     double rms_norm_eps = 1e-5;
     bool tie_word_embeddings = false;
+    // Which layers are MoE (Hugging Face Qwen2-MoE's fields): layer l is MoE when
+    // n_experts > 0, l is not in mlp_only_layers and (l + 1) % decoder_sparse_step == 0; the
+    // others have a dense SwiGLU FFN (Switch / ST-MoE interleave every other layer: step 2).
+    int64_t decoder_sparse_step = 1;
+    std::vector<int64_t> mlp_only_layers;
+    int64_t dense_intermediate_size = 0;  // F of the dense FFN; 0 = top_k * d_ff (equal active size)
     int64_t hidden() const { return attn.d_model; }
+    int64_t dense_ff() const { return dense_intermediate_size > 0 ? dense_intermediate_size : std::max<int64_t>(moe.top_k, 1) * moe.d_ff; }
+    bool is_moe_layer(int64_t l) const;
+    // The FFN of layer l: `moe`, or the dense FFN as a one-expert layer (weight 1, no losses).
+    MoeLayerConfig ffn(int64_t l) const;
 };
 
 // Throws "[model] ..." when the sizes are impossible or disagree.
@@ -50,13 +61,20 @@ ModelSlots model_params_reserve(Arena& arena, const ModelConfig& c);
 ModelParams model_params_point(const Arena& arena, const ModelSlots& s, const ModelConfig& c);
 // Norms = 1, embedding N(0, 1), every matrix N(0, 1 / sqrt(fan_in)) (the MoE layer's init).
 void model_params_init(const ModelParams& p, const ModelConfig& c, uint64_t seed);
-// (Hugging Face name, tensor) for every parameter, in a fixed order (checkpoints, fixtures).
+// (name, tensor) for every trained parameter, in a fixed order (checkpoints, the optimizer,
+// fixtures): Hugging Face Mixtral names, with each layer's experts stacked
+// (block_sparse_moe.experts.w1 (E, F, D)), the router's extra tensors and the shared experts;
+// a dense layer's FFN as mlp.gate_proj / up_proj / down_proj.
 std::vector<std::pair<std::string, TensorView>> model_param_names(const ModelParams& p, const ModelConfig& c);
+// The same tensors as Hugging Face stores them: one matrix per expert
+// (block_sparse_moe.experts.<e>.w1.weight (F, D)), so transformers' MixtralForCausalLM loads a
+// Mixtral-style model. Views into p, nothing copied.
+std::vector<std::pair<std::string, TensorView>> model_hf_tensors(const ModelParams& p, const ModelConfig& c);
 
 struct ModelLosses {
     double ce = 0;   // mean cross-entropy over the targets not ignored
-    double aux = 0;  // sum over layers of the MoE balance loss
-    double z = 0;    // sum over layers of the router z-loss
+    double aux = 0;  // sum over the MoE layers of the balance loss
+    double z = 0;    // sum over the MoE layers of the router z-loss
     double total = 0;  // ce + aux_coef * aux + z_coef * z
 };
 

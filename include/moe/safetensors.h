@@ -43,7 +43,7 @@ private:
     std::map<std::string, SafetensorsEntry> entries_;
 };
 
-// Writes f32 tensors and string metadata as a safetensors file, atomically: a temporary file
+// Writes f32 / i32 tensors and string metadata as a safetensors file, atomically: a temporary file
 // in the same directory, fsync, rename over `path`, fsync of the directory. A crash leaves
 // either the old file or the new one, never a half-written one.
 void safetensors_write(const std::string& path,

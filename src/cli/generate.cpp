@@ -1,16 +1,15 @@
-// moe generate: samples from a model trained by `moe train` (its run directory: config.json,
-// tokenizer.json, checkpoint.safetensors), with llama.cpp-style flags.
+// moe generate: samples from a model directory (moe train --out, moe upcycle --out: config.json,
+// tokenizer.json, model.safetensors or checkpoint.safetensors), with llama.cpp-style flags.
 #include <cstdio>
 #include <cstring>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "commands.h"
 #include "sampling.h"
 #include "moe/error.h"
-#include "moe/files.h"
 #include "moe/gemm.h"
+#include "moe/model_io.h"
 #include "moe/safetensors.h"
 
 namespace moe::cli {
@@ -22,37 +21,26 @@ struct GenerateOptions {
     double temperature = 0.8;
     uint64_t seed = 1;
     int threads = 0;
+    std::string logits_out;
 };
 
-ModelConfig config_from_json(const std::string& path, int64_t& max_positions) {
-    const nlohmann::json j = read_json_file(path, "generate", "-m takes the --out directory of a moe train run");
-    auto need = [&](const char* k) -> const nlohmann::json& {
-        MOE_CHECK(j.contains(k), "generate", path + " has no \"" + std::string(k) + "\"");
-        return j[k];
-    };
-    ModelConfig c;
-    c.vocab_size = need("vocab_size").get<int64_t>();
-    c.num_layers = need("num_hidden_layers").get<int64_t>();
-    c.attn = {need("hidden_size").get<int64_t>(), need("num_attention_heads").get<int64_t>(),
-              need("num_key_value_heads").get<int64_t>(), j.value("head_dim", int64_t(0)),
-              j.value("rope_theta", 10000.0)};
-    c.rms_norm_eps = j.value("rms_norm_eps", 1e-5);
-    c.tie_word_embeddings = j.value("tie_word_embeddings", false);
-    c.moe.d_model = c.attn.d_model;
-    c.moe.d_ff = need("intermediate_size").get<int64_t>();
-    c.moe.n_experts = need("num_local_experts").get<int64_t>();
-    c.moe.top_k = need("num_experts_per_tok").get<int64_t>();
-    c.moe.router.kind = parse_router_kind(j.value("moe_router", std::string("topk")));
-    c.moe.router.training = false;
-    max_positions = j.value("max_position_embeddings", int64_t(128));
-    model_validate(c);
-    return c;
+// The prompt's tokens and the logits at every position, for comparisons with other engines
+// (tools/check_hf_mixtral.py).
+void write_prompt_logits(const std::string& path, const ModelConfig& c, const ModelParams& p,
+                         std::vector<int32_t> ids) {
+    MOE_CHECK(!ids.empty(), "generate", "--logits-out needs a non-empty prompt");
+    const int64_t T = int64_t(ids.size());
+    std::vector<int32_t> targets(ids.size(), -100);
+    ModelCache cache;
+    model_forward(cache, c, p, ids.data(), targets.data(), 1, T, 0.0f, 0.0f);
+    TensorView tokens{ids.data(), DType::i32, Shape{T}};
+    safetensors_write(path, {{"tokens", tokens}, {"logits", cache.logits.view()}}, {});
 }
 
 void run_generate(const GenerateOptions& o) {
     if (o.threads > 0) set_num_threads(o.threads);
-    int64_t c_max_positions = 0;
-    const ModelConfig c = config_from_json(o.model + "/config.json", c_max_positions);
+    ModelFileInfo info;
+    const ModelConfig c = model_config_read(o.model + "/config.json", &info);
     BpeTokenizer tok = BpeTokenizer::load(o.model + "/tokenizer.json");
     MOE_CHECK(tok.vocab_size() == c.vocab_size, "generate",
               o.model + ": tokenizer.json has " + std::to_string(tok.vocab_size()) + " tokens, config.json says " +
@@ -61,16 +49,10 @@ void run_generate(const GenerateOptions& o) {
     ModelSlots slots = model_params_reserve(arena, c);
     arena.allocate();
     ModelParams p = model_params_point(arena, slots, c);
-    SafetensorsFile f(o.model + "/checkpoint.safetensors");
-    for (auto& [name, view] : model_param_names(p, c)) {
-        std::vector<float> v = f.f32(name);
-        MOE_CHECK(int64_t(v.size()) == view.numel(), "generate",
-                  f.path() + ": " + name + " has " + std::to_string(v.size()) + " values, config.json implies " +
-                      std::to_string(view.numel()));
-        std::memcpy(view.data, v.data(), v.size() * sizeof(float));
-    }
+    model_load_weights(o.model, c, p);
+    if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, p, tok.encode(o.prompt));
     Rng rng(o.seed);
-    const int64_t ctx = o.ctx > 0 ? o.ctx : c_max_positions;
+    const int64_t ctx = o.ctx > 0 ? o.ctx : info.max_position_embeddings;
     std::printf("%s\n", sample_text(c, p, tok, o.prompt, o.n, o.temperature, ctx, rng).c_str());
 }
 
@@ -86,6 +68,7 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--temp", o->temperature, "temperature (0 = greedy)")->check(CLI::Range(0.0, 100.0));
     cmd->add_option("-s,--seed", o->seed, "sampling seed");
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+    cmd->add_option("--logits-out", o->logits_out, "also write the prompt's tokens and logits (T, V) to this safetensors file");
     cmd->callback([o] { run_generate(*o); });
 }
 

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     moe::cli::register_info(app);
     moe::cli::register_train(app);
     moe::cli::register_generate(app);
+    moe::cli::register_upcycle(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -21,6 +21,7 @@
 #include "moe/files.h"
 #include "moe/gemm.h"
 #include "moe/model.h"
+#include "moe/model_io.h"
 #include "moe/optim.h"
 #include "moe/rng.h"
 #include "moe/tokenizer.h"
@@ -34,6 +35,9 @@ struct TrainOptions {
     int64_t expert_ff = 256, seq_len = 128, batch = 16, steps = 0, warmup = 50;
     int64_t eval_every = 100, eval_batches = 8, log_every = 10, sample_tokens = 200;
     int64_t save_every = 200, stop_after = 0, grad_accum = 1;
+    int64_t sparse_step = 1, dense_ff = 0, n_shared = 0, shared_ff = 0;
+    std::vector<int64_t> mlp_only_layers;
+    std::string dtype = "f32", init;
     bool resume = false, tie = false;
     double time_budget = 480, lr = 3e-3, min_lr_ratio = 0.1, weight_decay = 0.1, clip = 1.0;
     double aux_coef = 0.01, z_coef = 0.001, temperature = 0.8;
@@ -48,11 +52,15 @@ struct TrainOptions {
 // the router, the K active experts and the LM head.
 double train_flops_per_token(const ModelConfig& c, int64_t T) {
     const double D = double(c.hidden()), hd = double(c.attn.hd()), H = double(c.attn.n_heads);
-    const double Hkv = double(c.attn.n_kv_heads), E = double(c.moe.n_experts), K = double(c.moe.top_k);
-    const double F = double(c.moe.d_ff), V = double(c.vocab_size);
-    const double layer = 2 * D * H * hd * 2 + 2 * D * Hkv * hd * 2 + 2 * 2 * H * hd * double(T + 1) / 2 +
-                         2 * D * E + K * 6 * D * F;
-    return 3 * (double(c.num_layers) * layer + 2 * D * V);
+    const double Hkv = double(c.attn.n_kv_heads), V = double(c.vocab_size);
+    double total = 2 * D * V;
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        const MoeLayerConfig f = c.ffn(l);
+        const double E = c.is_moe_layer(l) ? double(f.n_experts) : 0.0;  // a dense layer has no router
+        total += 2 * D * H * hd * 2 + 2 * D * Hkv * hd * 2 + 2 * 2 * H * hd * double(T + 1) / 2 + 2 * D * E +
+                 double(f.top_k) * 6 * D * double(f.d_ff) + double(f.n_shared) * 6 * D * double(f.d_ff_shared);
+    }
+    return 3 * total;
 }
 
 // Every 50th line goes to validation (DATA.md), the rest to training.
@@ -72,18 +80,38 @@ struct Trainer {
     ModelCache cache;
     std::vector<int32_t> tokens, targets;
 
-    void build() {
-        cfg.vocab_size = o.vocab;
-        cfg.num_layers = o.layers;
-        cfg.attn = {o.hidden, o.heads, o.kv_heads, 0, 10000};
-        cfg.moe.d_model = o.hidden;
-        cfg.moe.d_ff = o.expert_ff;
-        cfg.moe.n_experts = o.experts;
-        cfg.moe.top_k = o.top_k;
-        cfg.moe.router.seed = o.seed;
-        cfg.tie_word_embeddings = o.tie;
-        apply_router_options(o.router, cfg.moe);
+    // The model from the options, or (--init) from the init directory's config.json.
+    void configure() {
+        if (!o.init.empty()) {
+            cfg = model_config_read(o.init + "/config.json");
+            cfg.moe.router.training = true;
+            cfg.moe.router.seed = o.seed;
+            o.vocab = cfg.vocab_size, o.layers = cfg.num_layers, o.hidden = cfg.hidden();
+            o.heads = cfg.attn.n_heads, o.kv_heads = cfg.attn.n_kv_heads, o.tie = cfg.tie_word_embeddings;
+            o.experts = cfg.moe.n_experts, o.top_k = cfg.moe.top_k, o.expert_ff = cfg.moe.d_ff;
+        } else {
+            cfg.vocab_size = o.vocab;
+            cfg.num_layers = o.layers;
+            cfg.attn = {o.hidden, o.heads, o.kv_heads, 0, 10000};
+            cfg.moe.d_model = o.hidden;
+            cfg.moe.d_ff = o.expert_ff;
+            cfg.moe.n_experts = o.experts;
+            cfg.moe.top_k = o.top_k;
+            cfg.moe.n_shared = o.n_shared;
+            cfg.moe.d_ff_shared = o.shared_ff > 0 ? o.shared_ff : o.expert_ff;
+            cfg.moe.router.seed = o.seed;
+            cfg.tie_word_embeddings = o.tie;
+            cfg.decoder_sparse_step = o.sparse_step;
+            cfg.mlp_only_layers = o.mlp_only_layers;
+            cfg.dense_intermediate_size = o.dense_ff;
+            if (o.experts > 0) apply_router_options(o.router, cfg.moe);
+        }
+        MOE_CHECK(o.dtype == "f32" || o.dtype == "bf16", "train", "--dtype must be f32 or bf16, got " + o.dtype);
+        cfg.moe.dtype = o.dtype == "bf16" ? DType::bf16 : DType::f32;
         model_validate(cfg);
+    }
+
+    void build() {
         slots = model_params_reserve(pa, cfg);
         for (Arena* a : {&ga, &ma, &va}) model_params_reserve(*a, cfg);
         for (Arena* a : {&pa, &ga, &ma, &va}) a->allocate();
@@ -95,10 +123,12 @@ struct Trainer {
         // A small embedding and output scale for a stable start (GPT-2 style 0.02 would be too
         // small for this width); the MoE and attention keep their 1/sqrt(fan_in) init.
         for (int64_t i = 0; i < p.embed.numel(); ++i) p.embed.f32()[i] *= 0.1f;
+        if (!o.init.empty()) model_load_weights(o.init, cfg, p);
         auto pn = model_param_names(p, cfg), gn = model_param_names(g, cfg);
         auto mn = model_param_names(m, cfg), vn = model_param_names(v, cfg);
         for (size_t i = 0; i < pn.size(); ++i)
-            opt.push_back({pn[i].second.f32(), gn[i].second.f32(), mn[i].second.f32(), vn[i].second.f32(),
+            if (!pn[i].first.ends_with("e_score_correction_bias"))  // set by the bias update, not by AdamW
+                opt.push_back({pn[i].second.f32(), gn[i].second.f32(), mn[i].second.f32(), vn[i].second.f32(),
                            pn[i].second.numel(), pn[i].second.shape.ndim >= 2});
         const int64_t N = o.batch * o.seq_len;
         tokens.resize(size_t(N));
@@ -146,9 +176,10 @@ void run_train(const TrainOptions& opts) {
     split_lines(text, train_text, val_text);
     std::fprintf(stderr, "moe train: %s: %zu bytes (%zu train, %zu validation)\n", o.data.c_str(), text.size(),
                  train_text.size(), val_text.size());
+    t->configure();
     BpeTokenizer tok;
-    if (o.resume) {  // the run's own tokenizer, so the tokens are the same
-        tok = BpeTokenizer::load(o.out + "/tokenizer.json");
+    if (o.resume || !o.init.empty()) {  // the run's own tokenizer, so the tokens are the same
+        tok = BpeTokenizer::load((o.resume ? o.out : o.init) + "/tokenizer.json");
     } else {
         tok = BpeTokenizer::train(train_text, o.vocab, 2, [&](int64_t done, int64_t total) {
             if (done % 64 == 0 || done == total) std::fprintf(stderr, "\rtokenizer: merge %lld / %lld", (long long)done, (long long)total);
@@ -156,19 +187,27 @@ void run_train(const TrainOptions& opts) {
         std::fprintf(stderr, "\n");
         tok.save(o.out + "/tokenizer.json");
     }
+    MOE_CHECK(o.init.empty() || tok.vocab_size() == t->cfg.vocab_size, "train",
+              o.init + ": tokenizer.json has " + std::to_string(tok.vocab_size()) + " tokens, config.json says " +
+                  std::to_string(t->cfg.vocab_size));
     o.vocab = tok.vocab_size();
+    t->cfg.vocab_size = o.vocab;
     const std::vector<int32_t> train = tok.encode(train_text), val = tok.encode(val_text);
     MOE_CHECK(int64_t(val.size()) > o.seq_len + 1, "train", "the validation split is shorter than --seq-len");
     std::fprintf(stderr, "tokens: %zu train, %zu validation (%.2f bytes per token), vocabulary %lld\n", train.size(),
                  val.size(), double(train_text.size()) / double(train.size()), (long long)o.vocab);
     t->build();
-    write_hf_config(o.out, t->cfg, o.seq_len, o.aux_coef);
+    const ModelFileInfo info{o.seq_len, o.aux_coef, o.z_coef};
+    write_file_atomic(o.out + "/config.json", model_config_json(t->cfg, info), "train");
     // What a checkpoint must agree with to be resumed.
+    std::string dense;
+    for (int64_t l = 0; l < t->cfg.num_layers; ++l) dense += t->cfg.is_moe_layer(l) ? "M" : "d";
     const std::string key = "V=" + std::to_string(o.vocab) + " L=" + std::to_string(o.layers) + " D=" +
                             std::to_string(o.hidden) + " H=" + std::to_string(o.heads) + " Hkv=" +
                             std::to_string(o.kv_heads) + " E=" + std::to_string(t->cfg.moe.n_experts) + " K=" +
-                            std::to_string(t->cfg.moe.top_k) + " F=" + std::to_string(o.expert_ff) + " router=" +
-                            router_kind_name(t->cfg.moe.router.kind) + (o.tie ? " tied" : "");
+                            std::to_string(t->cfg.moe.top_k) + " F=" + std::to_string(t->cfg.moe.d_ff) + " router=" +
+                            router_kind_name(t->cfg.moe.router.kind) + (o.tie ? " tied" : "") + " layers=" + dense +
+                            " Fd=" + std::to_string(t->cfg.dense_ff()) + " S=" + std::to_string(t->cfg.moe.n_shared);
     Rng rng(o.seed);
     AdamWConfig oc;
     oc.lr = o.lr;
@@ -197,6 +236,7 @@ void run_train(const TrainOptions& opts) {
         std::copy(rng.state, rng.state + 4, st.rng);
         for (const auto& layer : t->cache.layers) st.router_steps.push_back(layer.moe.router.step);
         save_checkpoint(o.out, t->cfg, t->p, t->m, t->v, st, key);
+        model_save_hf(o.out, t->cfg, t->p, info);
     };
     std::ofstream log(o.out + "/metrics.jsonl", o.resume ? std::ios::app : std::ios::trunc);
     const int64_t N = o.batch * o.seq_len * o.grad_accum;  // tokens per optimizer step
@@ -226,6 +266,9 @@ void run_train(const TrainOptions& opts) {
             for (size_t i = 0; i < t->ga.bytes() / sizeof(float); ++i) gp[i] *= inv;
         }
         const double gnorm = adamw_step(t->opt, oc, step);
+        for (int64_t l = 0; l < t->cfg.num_layers; ++l)  // DeepSeek-V3's aux-loss-free bias (sigmoid_bias)
+            if (t->cfg.is_moe_layer(l))
+                moe_layer_update_bias(t->p.layers[size_t(l)].moe, t->cache.layers[size_t(l)].moe, t->cfg.moe);
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         // Fit the schedule to the time budget: after 5 steps, and again after the first
         // validation pass, whose cost then counts too.
@@ -269,7 +312,8 @@ void run_train(const TrainOptions& opts) {
                 "(perplexity %.1f)\n", (long long)(step - 1), total_s, tok_s,
                 tok_s * train_flops_per_token(t->cfg, o.seq_len) * 1e-9, val_loss, std::exp(val_loss));
     std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, sample_text(t->cfg, t->p, tok, o.prompt, o.sample_tokens, o.temperature, o.seq_len, rng).c_str());
-    std::printf("--- run files in %s: metrics.jsonl, tokenizer.json, config.json, checkpoint.safetensors ---\n",
+    std::printf("--- run files in %s: metrics.jsonl, tokenizer.json, config.json, model.safetensors, "
+                "checkpoint.safetensors ---\n",
                 o.out.c_str());
 }
 
@@ -285,9 +329,16 @@ void register_train(CLI::App& app) {
     cmd->add_option("--hidden-size", o->hidden, "model width D")->check(CLI::Range(int64_t(8), int64_t(1) << 16));
     cmd->add_option("--num-attention-heads", o->heads, "attention heads")->check(CLI::Range(int64_t(1), int64_t(1024)));
     cmd->add_option("--num-key-value-heads", o->kv_heads, "key / value heads (GQA)")->check(CLI::Range(int64_t(1), int64_t(1024)));
-    cmd->add_option("--num-local-experts", o->experts, "routed experts per layer")->check(CLI::Range(int64_t(1), int64_t(1024)));
+    cmd->add_option("--num-local-experts", o->experts, "routed experts per layer (0 = a dense model)")->check(CLI::Range(int64_t(0), int64_t(1024)));
     cmd->add_option("--num-experts-per-tok", o->top_k, "experts per token (K)")->check(CLI::Range(int64_t(1), int64_t(1024)));
     cmd->add_option("--intermediate-size", o->expert_ff, "hidden size of one expert")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+    cmd->add_option("--decoder-sparse-step", o->sparse_step, "every step-th layer is MoE, the others dense (Switch: 2)")->check(CLI::Range(int64_t(1), int64_t(1024)));
+    cmd->add_option("--mlp-only-layers", o->mlp_only_layers, "layers with a dense FFN (comma-separated indices)")->delimiter(',');
+    cmd->add_option("--dense-intermediate-size", o->dense_ff, "hidden size of a dense FFN (0 = top_k * intermediate_size)")->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+    cmd->add_option("--n-shared-experts", o->n_shared, "shared experts every token goes through (DeepSeekMoE)")->check(CLI::Range(int64_t(0), int64_t(64)));
+    cmd->add_option("--shared-expert-intermediate-size", o->shared_ff, "hidden size of a shared expert (0 = intermediate_size)")->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+    cmd->add_option("--dtype", o->dtype, "expert compute: f32, or bf16 (bf16 products, f32 master weights)")->check(CLI::IsMember({"f32", "bf16"}));
+    cmd->add_option("--init", o->init, "start from this model directory (moe upcycle --out, or a run): its config.json, tokenizer.json and weights; the model flags are ignored");
     cmd->add_option("-c,--ctx-size", o->seq_len, "tokens per training sequence (context)")->check(CLI::Range(int64_t(2), int64_t(1) << 16));
     cmd->add_option("-b,--batch", o->batch, "sequences per step")->check(CLI::Range(int64_t(1), int64_t(1) << 16));
     cmd->add_option("--steps", o->steps, "optimizer steps (0 = as many as --time-budget allows)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
@@ -311,6 +362,7 @@ void register_train(CLI::App& app) {
     cmd->add_flag("--resume", o->resume, "continue from --out's checkpoint.safetensors and tokenizer.json");
     cmd->add_option("--stop-after", o->stop_after, "stop after this step, checkpointed (an interruption, for testing resume)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
     add_router_options(cmd, o->router);
+    cmd->set_config("--config", "", "read these options from a TOML / INI file (key = value, the long option names)");
     cmd->callback([o] { run_train(*o); });
 }
 

@@ -1,10 +1,8 @@
 #include "train_checkpoint.h"
 
 #include <cstring>
-#include <nlohmann/json.hpp>
 
 #include "moe/error.h"
-#include "moe/files.h"
 #include "moe/safetensors.h"
 
 namespace moe::cli {
@@ -55,31 +53,6 @@ TrainState load_checkpoint(const std::string& dir, const ModelConfig& c, const M
         s.router_steps.push_back(f.metadata().count(k) ? std::stoll(f.meta(k)) : 0);
     }
     return s;
-}
-
-void write_hf_config(const std::string& dir, const ModelConfig& c, int64_t max_positions, double aux_coef) {
-    nlohmann::ordered_json j = {
-        {"architectures", {"MixtralForCausalLM"}},
-        {"model_type", "mixtral"},
-        {"vocab_size", c.vocab_size},
-        {"hidden_size", c.hidden()},
-        {"intermediate_size", c.moe.d_ff},
-        {"num_hidden_layers", c.num_layers},
-        {"num_attention_heads", c.attn.n_heads},
-        {"num_key_value_heads", c.attn.n_kv_heads},
-        {"head_dim", c.attn.hd()},
-        {"num_local_experts", c.moe.n_experts},
-        {"num_experts_per_tok", c.moe.top_k},
-        {"max_position_embeddings", max_positions},
-        {"rms_norm_eps", c.rms_norm_eps},
-        {"rope_theta", c.attn.rope_theta},
-        {"tie_word_embeddings", c.tie_word_embeddings},
-        {"router_aux_loss_coef", aux_coef},
-        {"hidden_act", "silu"},
-        {"torch_dtype", "float32"},
-        {"moe_router", router_kind_name(c.moe.router.kind)},
-    };
-    write_file_atomic(dir + "/config.json", j.dump(2) + "\n", "train");
 }
 
 }  // namespace moe::cli

@@ -1,5 +1,6 @@
-// Checkpoints of `moe train`: the model (Hugging Face Mixtral names), the AdamW moments and the
-// loop's state in one safetensors file written atomically, and a Hugging Face config.json.
+// Checkpoints of `moe train`: the model (Hugging Face Mixtral names, experts stacked), the AdamW
+// moments and the loop's state in one safetensors file written atomically. The model alone, as
+// Hugging Face stores it, goes to model.safetensors beside it (moe/model_io.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,7 +25,5 @@ void save_checkpoint(const std::string& dir, const ModelConfig& c, const ModelPa
 // checkpoint is missing, truncated, or from another configuration.
 TrainState load_checkpoint(const std::string& dir, const ModelConfig& c, const ModelParams& p,
                            const ModelParams& m, const ModelParams& v, const std::string& key);
-// <dir>/config.json in the Hugging Face Mixtral format (atomic).
-void write_hf_config(const std::string& dir, const ModelConfig& c, int64_t max_positions, double aux_coef);
 
 }  // namespace moe::cli

@@ -35,10 +35,12 @@ void safetensors_write(const std::string& path,
     if (!metadata.empty()) header["__metadata__"] = metadata;
     uint64_t offset = 0;
     for (const auto& [name, t] : tensors) {
-        MOE_CHECK(t.dtype == DType::f32, "safetensors", "'" + name + "': only f32 tensors are written");
+        MOE_CHECK(t.dtype == DType::f32 || t.dtype == DType::i32, "safetensors",
+                  "'" + name + "': only f32 and i32 tensors are written");
         std::vector<int64_t> shape(t.shape.dims, t.shape.dims + t.shape.ndim);
         const uint64_t bytes = uint64_t(t.numel()) * 4;
-        header[name] = {{"dtype", "F32"}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
+        header[name] = {{"dtype", t.dtype == DType::f32 ? "F32" : "I32"}, {"shape", shape},
+                        {"data_offsets", {offset, offset + bytes}}};
         offset += bytes;
     }
     std::string h = header.dump();

@@ -2,6 +2,7 @@
 // chained with residuals, and their backward in reverse (docs/model_spec.md, "The model").
 #include "moe/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -23,6 +24,23 @@ void zero(float* p, int64_t n) { std::memset(p, 0, size_t(n) * sizeof(float)); }
 
 }  // namespace
 
+bool ModelConfig::is_moe_layer(int64_t l) const {
+    if (moe.n_experts <= 0 || decoder_sparse_step <= 0 || (l + 1) % decoder_sparse_step != 0) return false;
+    return std::find(mlp_only_layers.begin(), mlp_only_layers.end(), l) == mlp_only_layers.end();
+}
+
+MoeLayerConfig ModelConfig::ffn(int64_t l) const {
+    if (is_moe_layer(l)) return moe;
+    MoeLayerConfig d;
+    d.d_model = attn.d_model;
+    d.d_ff = dense_ff();
+    d.n_experts = 1;
+    d.top_k = 1;
+    d.dtype = moe.dtype;
+    d.router.kind = RouterKind::dense;  // softmax over one expert: weight 1, no gradient
+    return d;
+}
+
 void model_validate(const ModelConfig& c) {
     const char* op = "model";
     MOE_CHECK(c.vocab_size > 0, op, "vocab_size must be > 0, got " + std::to_string(c.vocab_size));
@@ -31,8 +49,18 @@ void model_validate(const ModelConfig& c) {
     MOE_CHECK(c.moe.d_model == c.attn.d_model, op,
               "the MoE layer's d_model (" + std::to_string(c.moe.d_model) + ") must equal hidden_size (" +
                   std::to_string(c.attn.d_model) + ")");
+    MOE_CHECK(c.moe.n_experts >= 0, op, "num_local_experts must be >= 0 (0 = a dense model), got " +
+                                            std::to_string(c.moe.n_experts));
+    MOE_CHECK(c.decoder_sparse_step >= 1, op,
+              "decoder_sparse_step must be >= 1 (every step-th layer is MoE), got " + std::to_string(c.decoder_sparse_step));
+    MOE_CHECK(c.dense_intermediate_size >= 0, op,
+              "dense_intermediate_size must be >= 0 (0 = top_k * intermediate_size), got " +
+                  std::to_string(c.dense_intermediate_size));
+    for (int64_t l : c.mlp_only_layers)
+        MOE_CHECK(l >= 0 && l < c.num_layers, op,
+                  "mlp_only_layers names layer " + std::to_string(l) + "; layers are 0.." + std::to_string(c.num_layers - 1));
     attention_validate(c.attn);
-    moe_layer_validate(c.moe);
+    for (int64_t l = 0; l < c.num_layers; ++l) moe_layer_validate(c.ffn(l));
 }
 
 ModelSlots model_params_reserve(Arena& a, const ModelConfig& c) {
@@ -45,7 +73,7 @@ ModelSlots model_params_reserve(Arena& a, const ModelConfig& c) {
         s.layers.push_back({a.reserve(DType::f32, {D}), a.reserve(DType::f32, {D}),
                             a.reserve(DType::f32, {H * hd, D}), a.reserve(DType::f32, {Hkv * hd, D}),
                             a.reserve(DType::f32, {Hkv * hd, D}), a.reserve(DType::f32, {D, H * hd})});
-        s.moe.push_back(moe_layer_params_reserve(a, c.moe));
+        s.moe.push_back(moe_layer_params_reserve(a, c.ffn(l)));
     }
     s.final_norm = a.reserve(DType::f32, {D});
     s.lm_head = c.tie_word_embeddings ? s.embed : a.reserve(DType::f32, {V, D});
@@ -90,26 +118,79 @@ void model_params_init(const ModelParams& p, const ModelConfig& c, uint64_t seed
     if (!c.tie_word_embeddings) matrix(p.lm_head);
 }
 
-std::vector<std::pair<std::string, TensorView>> model_param_names(const ModelParams& p, const ModelConfig& c) {
+namespace {
+
+// Row e of a stacked (E, A, B) tensor as an (A, B) matrix.
+TensorView slice(const TensorView& t, int64_t e) {
+    const int64_t n = t.shape[1] * t.shape[2];
+    return TensorView{t.f32() + e * n, t.dtype, Shape{t.shape[1], t.shape[2]}};
+}
+
+// The names of the whole model; `per_expert`: one matrix per expert, as Hugging Face stores them.
+std::vector<std::pair<std::string, TensorView>> names(const ModelParams& p, const ModelConfig& c, bool per_expert) {
     std::vector<std::pair<std::string, TensorView>> out;
-    out.push_back({"model.embed_tokens.weight", p.embed});
+    auto add = [&](const std::string& name, const TensorView& t) {
+        if (t.numel() > 0) out.push_back({name, t});
+    };
+    add("model.embed_tokens.weight", p.embed);
     for (size_t l = 0; l < p.layers.size(); ++l) {
         const ModelLayerParams& lp = p.layers[l];
+        const MoeLayerParams& m = lp.moe;
         const std::string pre = "model.layers." + std::to_string(l) + ".";
-        out.push_back({pre + "input_layernorm.weight", lp.input_norm});
-        out.push_back({pre + "self_attn.q_proj.weight", lp.attn.q_proj});
-        out.push_back({pre + "self_attn.k_proj.weight", lp.attn.k_proj});
-        out.push_back({pre + "self_attn.v_proj.weight", lp.attn.v_proj});
-        out.push_back({pre + "self_attn.o_proj.weight", lp.attn.o_proj});
-        out.push_back({pre + "post_attention_layernorm.weight", lp.post_norm});
-        out.push_back({pre + "block_sparse_moe.gate.weight", lp.moe.router});
-        out.push_back({pre + "block_sparse_moe.experts.w1", lp.moe.w1});
-        out.push_back({pre + "block_sparse_moe.experts.w3", lp.moe.w3});
-        out.push_back({pre + "block_sparse_moe.experts.w2", lp.moe.w2});
+        add(pre + "input_layernorm.weight", lp.input_norm);
+        add(pre + "self_attn.q_proj.weight", lp.attn.q_proj);
+        add(pre + "self_attn.k_proj.weight", lp.attn.k_proj);
+        add(pre + "self_attn.v_proj.weight", lp.attn.v_proj);
+        add(pre + "self_attn.o_proj.weight", lp.attn.o_proj);
+        add(pre + "post_attention_layernorm.weight", lp.post_norm);
+        if (!c.is_moe_layer(int64_t(l))) {  // the router of a one-expert layer is not a parameter
+            add(pre + "mlp.gate_proj.weight", slice(m.w1, 0));
+            add(pre + "mlp.up_proj.weight", slice(m.w3, 0));
+            add(pre + "mlp.down_proj.weight", slice(m.w2, 0));
+            continue;
+        }
+        const std::string moe = pre + "block_sparse_moe.";
+        add(moe + "gate.weight", m.router);
+        add(moe + "gate.noise.weight", m.router_noise);
+        add(moe + "gate.e_score_correction_bias", m.router_bias);
+        add(moe + "gate.proj.weight", m.router_proj);
+        add(moe + "gate.temperature", m.router_temp);
+        if (per_expert) {
+            for (int64_t e = 0; e < m.w1.shape[0]; ++e) {
+                const std::string ex = moe + "experts." + std::to_string(e) + ".";
+                add(ex + "w1.weight", slice(m.w1, e));
+                add(ex + "w2.weight", slice(m.w2, e));
+                add(ex + "w3.weight", slice(m.w3, e));
+            }
+            for (int64_t s = 0; s < m.ws1.shape[0]; ++s) {
+                const std::string ex = moe + "shared_experts." + std::to_string(s) + ".";
+                add(ex + "w1.weight", slice(m.ws1, s));
+                add(ex + "w2.weight", slice(m.ws2, s));
+                add(ex + "w3.weight", slice(m.ws3, s));
+            }
+        } else {
+            add(moe + "experts.w1", m.w1);
+            add(moe + "experts.w3", m.w3);
+            add(moe + "experts.w2", m.w2);
+            add(moe + "shared_experts.w1", m.ws1);
+            add(moe + "shared_experts.w3", m.ws3);
+            add(moe + "shared_experts.w2", m.ws2);
+        }
+        add(moe + "shared_experts.gate.weight", m.ws_gate);
     }
-    out.push_back({"model.norm.weight", p.final_norm});
-    if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", p.lm_head});
+    add("model.norm.weight", p.final_norm);
+    if (!c.tie_word_embeddings) add("lm_head.weight", p.lm_head);
     return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, TensorView>> model_param_names(const ModelParams& p, const ModelConfig& c) {
+    return names(p, c, false);
+}
+
+std::vector<std::pair<std::string, TensorView>> model_hf_tensors(const ModelParams& p, const ModelConfig& c) {
+    return names(p, c, true);
 }
 
 ModelLosses model_forward(ModelCache& cache, const ModelConfig& c, const ModelParams& p,
@@ -144,9 +225,11 @@ ModelLosses model_forward(ModelCache& cache, const ModelConfig& c, const ModelPa
         float* n2 = grow_buf(L.n2, N, D);
         rmsnorm_forward(n2, L.rstd2.data(), h_mid, lp.post_norm.f32(), N, D, eps);
         MoeLayerLosses ml;
-        moe_layer_forward(sub.view(), ml, L.moe, c.moe, lp.moe, L.n2.view(), nullptr, tokens);
-        losses.aux += ml.aux;
-        losses.z += ml.z;
+        moe_layer_forward(sub.view(), ml, L.moe, c.ffn(l), lp.moe, L.n2.view(), nullptr, tokens);
+        if (c.is_moe_layer(l)) {
+            losses.aux += ml.aux;
+            losses.z += ml.z;
+        }
         float* h_out = grow_buf(cache.h_out, N, D);
         for (int64_t i = 0; i < N * D; ++i) h_out[i] = h_mid[i] + sub.f32()[i];
         h = &cache.h_out;
@@ -181,7 +264,8 @@ void model_backward(const ModelParams& grads, ModelCache& cache, const ModelConf
         const ModelLayerParams& lg = grads.layers[size_t(l)];
         // h_out = h_mid + moe(n2): dh passes through, and through the MoE and its norm.
         zero(dn.f32(), N * D);
-        moe_layer_backward(dn.view(), lg.moe, dh.view(), coefs, L.moe, c.moe, lp.moe, L.n2.view());
+        moe_layer_backward(dn.view(), lg.moe, dh.view(), c.is_moe_layer(l) ? coefs : MoeLossCoefs{}, L.moe,
+                           c.ffn(l), lp.moe, L.n2.view());
         rmsnorm_backward(dh.f32(), lg.post_norm.f32(), dn.f32(), L.h_mid.f32(), lp.post_norm.f32(),
                          L.rstd2.data(), N, D);
         // h_mid = h_in + attn(n1).
