@@ -362,7 +362,6 @@ void register_train(CLI::App& app) {
     cmd->add_flag("--resume", o->resume, "continue from --out's checkpoint.safetensors and tokenizer.json");
     cmd->add_option("--stop-after", o->stop_after, "stop after this step, checkpointed (an interruption, for testing resume)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
     add_router_options(cmd, o->router);
-    cmd->set_config("--config", "", "read these options from a TOML / INI file (key = value, the long option names)");
     cmd->callback([o] { run_train(*o); });
 }
 
