@@ -12,7 +12,11 @@ base=(--data "$corpus" --vocab-size 300 --num-hidden-layers 2 --num-attention-he
 args=("${base[@]}" --hidden-size 32)
 "$moe" train "${args[@]}" --out "$work/straight" > /dev/null 2>&1
 "$moe" train "${args[@]}" --out "$work/resumed" --stop-after 5 > /dev/null 2>&1
+before=$(stat -c %Y "$work/resumed/train.tokens")
+sleep 1
 "$moe" train "${args[@]}" --out "$work/resumed" --resume > /dev/null 2>&1
+# The token shards were mapped, not encoded again.
+[ "$(stat -c %Y "$work/resumed/train.tokens")" = "$before" ] || { echo "FAIL: resume re-encoded the corpus"; exit 1; }
 fields() { grep -o '"loss":[^,]*\|"step":[0-9]*\|"val_loss":[^,}]*' "$1"; }
 if ! diff <(fields "$work/straight/metrics.jsonl") <(fields "$work/resumed/metrics.jsonl"); then
   echo "FAIL: the resumed run's losses differ from the uninterrupted run's"; exit 1

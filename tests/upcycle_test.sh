@@ -19,6 +19,7 @@ up=$("$moe" generate -m "$work/up" -p "And God" -n 12 --temp 0 -t 1)
 out=$("$moe" train --data "$corpus" --init "$work/up" --out "$work/cont" --ctx-size 32 --batch 4 --steps 4 --eval-every 2 -n 4 -t 1 2>&1)
 echo "$out" | grep -q "4 steps.*validation loss" || { echo "FAIL: training from the upcycled model: $out"; exit 1; }
 grep -q '"num_local_experts": 4' "$work/cont/config.json" || { echo "FAIL: the continued run lost its experts"; exit 1; }
+"$moe" generate -m "$work/cont" -p "And" -n 2 -t 1 > /dev/null || { echo "FAIL: the continued run cannot generate"; exit 1; }
 if out=$("$moe" upcycle -m "$work/up" --out "$work/up2" 2>&1); then echo "FAIL: upcycled an MoE model"; exit 1; fi
 echo "$out" | grep -q "already has MoE layers (layer 0); upcycle takes a dense model" || { echo "FAIL: unclear error: $out"; exit 1; }
 # Switch / ST-MoE interleave: layer 0 dense, layer 1 MoE.

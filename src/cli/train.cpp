@@ -24,6 +24,7 @@
 #include "moe/model_io.h"
 #include "moe/optim.h"
 #include "moe/rng.h"
+#include "moe/token_file.h"
 #include "moe/tokenizer.h"
 
 namespace moe::cli {
@@ -136,17 +137,17 @@ struct Trainer {
     }
 
     // Fills tokens / targets with `batch` windows of seq_len + 1 starting at `starts`.
-    void fill(const std::vector<int32_t>& data, const std::vector<int64_t>& starts) {
+    void fill(const TokenFile& data, const std::vector<int64_t>& starts) {
         for (size_t b = 0; b < starts.size(); ++b)
             for (int64_t t = 0; t < o.seq_len; ++t) {
-                tokens[b * size_t(o.seq_len) + size_t(t)] = data[size_t(starts[b] + t)];
-                targets[b * size_t(o.seq_len) + size_t(t)] = data[size_t(starts[b] + t + 1)];
+                tokens[b * size_t(o.seq_len) + size_t(t)] = data.data()[starts[b] + t];
+                targets[b * size_t(o.seq_len) + size_t(t)] = data.data()[starts[b] + t + 1];
             }
     }
 
-    double eval(const std::vector<int32_t>& val) {
+    double eval(const TokenFile& val) {
         cfg.moe.router.training = false;
-        const int64_t span = int64_t(val.size()) - o.seq_len - 1;
+        const int64_t span = val.size() - o.seq_len - 1;
         double sum = 0;
         for (int64_t e = 0; e < o.eval_batches; ++e) {
             std::vector<int64_t> starts;
@@ -161,6 +162,23 @@ struct Trainer {
     }
 };
 
+// <out>/<name>: the split encoded once; re-encoded only when the text or the tokenizer changed.
+std::unique_ptr<TokenFile> token_shard(const std::string& out, const std::string& name, const std::string& text,
+                                       const BpeTokenizer& tok) {
+    const std::string path = out + "/" + name;
+    const uint64_t key = text_hash(text) ^ (text_hash(read_file(out + "/tokenizer.json", "train")) * 31);
+    if (std::filesystem::exists(path)) {
+        try {
+            auto f = std::make_unique<TokenFile>(path);
+            if (f->source_hash() == key && f->vocab_size() == tok.vocab_size()) return f;
+        } catch (const Error& e) {
+            std::fprintf(stderr, "moe train: %s; encoding the corpus again\n", e.what());
+        }
+    }
+    token_file_write(path, tok.encode(text), tok.vocab_size(), key);
+    return std::make_unique<TokenFile>(path);
+}
+
 void run_train(const TrainOptions& opts) {
     if (opts.threads > 0) set_num_threads(opts.threads);
     auto t = std::make_unique<Trainer>();
@@ -170,7 +188,7 @@ void run_train(const TrainOptions& opts) {
                                        "run scripts/setup.sh (it writes data/kjv.txt) or pass --data FILE",
                                        "the corpus");
     MOE_CHECK(text.size() > size_t(10 * (o.seq_len + 1)), "train",
-              o.data + " has " + std::to_string(text.size()) + " bytes; the corpus must be much longer than --seq-len");
+              o.data + " has " + std::to_string(text.size()) + " bytes; the corpus must be much longer than --ctx-size");
     std::filesystem::create_directories(o.out);
     std::string train_text, val_text;
     split_lines(text, train_text, val_text);
@@ -180,6 +198,7 @@ void run_train(const TrainOptions& opts) {
     BpeTokenizer tok;
     if (o.resume || !o.init.empty()) {  // the run's own tokenizer, so the tokens are the same
         tok = BpeTokenizer::load((o.resume ? o.out : o.init) + "/tokenizer.json");
+        if (!o.resume) tok.save(o.out + "/tokenizer.json");
     } else {
         tok = BpeTokenizer::train(train_text, o.vocab, 2, [&](int64_t done, int64_t total) {
             if (done % 64 == 0 || done == total) std::fprintf(stderr, "\rtokenizer: merge %lld / %lld", (long long)done, (long long)total);
@@ -192,10 +211,14 @@ void run_train(const TrainOptions& opts) {
                   std::to_string(t->cfg.vocab_size));
     o.vocab = tok.vocab_size();
     t->cfg.vocab_size = o.vocab;
-    const std::vector<int32_t> train = tok.encode(train_text), val = tok.encode(val_text);
-    MOE_CHECK(int64_t(val.size()) > o.seq_len + 1, "train", "the validation split is shorter than --seq-len");
-    std::fprintf(stderr, "tokens: %zu train, %zu validation (%.2f bytes per token), vocabulary %lld\n", train.size(),
-                 val.size(), double(train_text.size()) / double(train.size()), (long long)o.vocab);
+    const auto train_file = token_shard(o.out, "train.tokens", train_text, tok);
+    const auto val_file = token_shard(o.out, "val.tokens", val_text, tok);
+    const TokenFile &train = *train_file, &val = *val_file;
+    MOE_CHECK(val.size() > o.seq_len + 1, "train", "the validation split is shorter than --ctx-size");
+    MOE_CHECK(train.size() > o.seq_len + 1, "train", "the training split is shorter than --ctx-size");
+    std::fprintf(stderr, "tokens: %lld train, %lld validation (%.2f bytes per token), vocabulary %lld\n",
+                 (long long)train.size(), (long long)val.size(), double(train_text.size()) / double(train.size()),
+                 (long long)o.vocab);
     t->build();
     const ModelFileInfo info{o.seq_len, o.aux_coef, o.z_coef};
     write_file_atomic(o.out + "/config.json", model_config_json(t->cfg, info), "train");
@@ -252,7 +275,7 @@ void run_train(const TrainOptions& opts) {
         for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
             std::vector<int64_t> starts;
             for (int64_t b = 0; b < o.batch; ++b)
-                starts.push_back(int64_t(rng.next_u64() % uint64_t(int64_t(train.size()) - o.seq_len - 1)));
+                starts.push_back(int64_t(rng.next_u64() % uint64_t(train.size() - o.seq_len - 1)));
             t->fill(train, starts);
             ModelLosses Lm = model_forward(t->cache, t->cfg, t->p, t->tokens.data(), t->targets.data(), o.batch,
                                            o.seq_len, float(o.aux_coef), float(o.z_coef));
@@ -313,7 +336,7 @@ void run_train(const TrainOptions& opts) {
                 tok_s * train_flops_per_token(t->cfg, o.seq_len) * 1e-9, val_loss, std::exp(val_loss));
     std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, sample_text(t->cfg, t->p, tok, o.prompt, o.sample_tokens, o.temperature, o.seq_len, rng).c_str());
     std::printf("--- run files in %s: metrics.jsonl, tokenizer.json, config.json, model.safetensors, "
-                "checkpoint.safetensors ---\n",
+                "checkpoint.safetensors, train.tokens, val.tokens ---\n",
                 o.out.c_str());
 }
 
