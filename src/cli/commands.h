@@ -10,5 +10,6 @@ void register_bench_router(CLI::App& bench);
 void register_info(CLI::App& app);
 void register_train(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_inspect(CLI::App& app);
 
 }  // namespace moe::cli
