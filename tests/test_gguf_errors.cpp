@@ -71,7 +71,8 @@ void expect_error(const Builder& f, const std::string& want) {
 }  // namespace
 
 TEST(GgufErrors, TheBuilderMakesAValidFile) {
-    GgufFile g = GgufFile::from_bytes(valid().b, "ok.gguf");
+    const Builder f = valid();  // the parsed views point into f.b: it must outlive g
+    GgufFile g = GgufFile::from_bytes(f.b, "ok.gguf");
     EXPECT_EQ(g.tensors().size(), 2u);
     EXPECT_EQ(g.get<std::string>("general.architecture"), "llama");
     EXPECT_EQ(g.tensor("b").shape(), (std::vector<int64_t>{2, 4}));

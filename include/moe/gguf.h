@@ -57,6 +57,8 @@ public:
     // Parses bytes in memory without copying them: they must outlive this object. `name` stands
     // for the file in error messages.
     static GgufFile from_bytes(std::span<const uint8_t> bytes, const std::string& name = "<memory>");
+    // A temporary buffer would die before the views into it: not allowed.
+    static GgufFile from_bytes(std::vector<uint8_t>&&, const std::string& = "") = delete;
 
     GgufFile(GgufFile&&) noexcept;
     GgufFile& operator=(GgufFile&&) noexcept;
