@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,9 @@ class SafetensorsFile {
 public:
     // Reads and validates the whole file; throws moe::Error naming the file and the problem.
     explicit SafetensorsFile(const std::string& path);
+    // The same checks on the bytes of a whole file in memory (copied); `name` stands for the
+    // file in error messages.
+    static SafetensorsFile from_bytes(std::span<const uint8_t> bytes, const std::string& name = "<memory>");
 
     const std::string& path() const { return path_; }
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -36,6 +40,8 @@ public:
     std::vector<int64_t> shape(const std::string& name) const;
 
 private:
+    SafetensorsFile() = default;
+    void parse_header(const std::string& header, uint64_t data_size);
     const SafetensorsEntry& entry(const std::string& name, const char* dtype) const;
     std::string path_;
     std::vector<char> data_;  // the data section

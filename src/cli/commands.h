@@ -11,5 +11,6 @@ void register_info(CLI::App& app);
 void register_train(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_upcycle(CLI::App& app);
+void register_inspect(CLI::App& app);
 
 }  // namespace moe::cli

@@ -1,4 +1,4 @@
-// moe: the command-line program (moe bench | info; train, run, serve, convert come with their
+// moe: the command-line program (moe bench | info | inspect; train, run, serve, convert come with their
 // issues). Errors from bad input print one line and exit 1; nothing aborts.
 #include <cstdio>
 #include <exception>
@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
     moe::cli::register_train(app);
     moe::cli::register_generate(app);
     moe::cli::register_upcycle(app);
+    moe::cli::register_inspect(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

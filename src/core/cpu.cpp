@@ -1,11 +1,23 @@
 #include "moe/cpu.h"
 
+#include <cpuid.h>
+
 #include <cstdlib>
 #include <string>
 
 #include "moe/error.h"
 
 namespace moe {
+
+namespace {
+
+// CPUID leaf 1, ECX bit 29. (Clang 14 has no "f16c" for __builtin_cpu_supports.)
+bool cpu_has_f16c() {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
+}  // namespace
 
 const char* cpu_path_name(CpuPath p) {
     switch (p) {
@@ -23,7 +35,7 @@ bool cpu_supports(CpuPath p) {
         case CpuPath::scalar: return true;
         case CpuPath::avx2:
             return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                   __builtin_cpu_supports("f16c");
+                   cpu_has_f16c();
         case CpuPath::avx512:
             return cpu_supports(CpuPath::avx2) && __builtin_cpu_supports("avx512f") &&
                    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&

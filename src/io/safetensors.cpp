@@ -17,6 +17,16 @@ size_t safetensors_dtype_size(const std::string& d) {
     return 0;
 }
 
+// The 8-byte little-endian header length, checked against the file size.
+uint64_t safetensors_header_len(const std::string& path, const unsigned char len_bytes[8], uint64_t file_size) {
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+    MOE_CHECK(header_len <= file_size - 8 && header_len <= (uint64_t(100) << 20), "safetensors",
+              "'" + path + "': header length " + std::to_string(header_len) +
+                  " exceeds the file size " + std::to_string(file_size) + " (truncated or not safetensors)");
+    return header_len;
+}
+
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
@@ -27,15 +37,33 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     in.seekg(0);
     MOE_CHECK(file_size >= 8, op, "'" + path + "' is " + std::to_string(file_size) +
                                       " bytes, too short for a safetensors header (truncated?)");
-    uint64_t header_len = 0;
     unsigned char len_bytes[8];
     in.read(reinterpret_cast<char*>(len_bytes), 8);
-    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-    MOE_CHECK(header_len <= file_size - 8 && header_len <= (uint64_t(100) << 20), op,
-              "'" + path + "': header length " + std::to_string(header_len) +
-                  " exceeds the file size " + std::to_string(file_size) + " (truncated or not safetensors)");
+    const uint64_t header_len = safetensors_header_len(path, len_bytes, file_size);
     std::string header(header_len, '\0');
     in.read(header.data(), std::streamsize(header_len));
+    const uint64_t data_size = file_size - 8 - header_len;
+    parse_header(header, data_size);
+    data_.resize(data_size);
+    in.read(data_.data(), std::streamsize(data_size));
+    MOE_CHECK(uint64_t(in.gcount()) == data_size, op, "'" + path + "': short read of the data section");
+}
+
+SafetensorsFile SafetensorsFile::from_bytes(std::span<const uint8_t> bytes, const std::string& name) {
+    SafetensorsFile f;
+    f.path_ = name;
+    MOE_CHECK(bytes.size() >= 8, "safetensors", "'" + name + "' is " + std::to_string(bytes.size()) +
+                                                    " bytes, too short for a safetensors header (truncated?)");
+    const uint64_t header_len = safetensors_header_len(name, bytes.data(), bytes.size());
+    const uint64_t data_size = bytes.size() - 8 - header_len;
+    f.parse_header(std::string(reinterpret_cast<const char*>(bytes.data()) + 8, header_len), data_size);
+    f.data_.assign(bytes.begin() + 8 + header_len, bytes.end());
+    return f;
+}
+
+void SafetensorsFile::parse_header(const std::string& header, uint64_t data_size) {
+    const char* op = "safetensors";
+    const std::string& path = path_;
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(header);
@@ -43,7 +71,6 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         fail(op, "'" + path + "': header is not valid JSON: " + e.what());
     }
     MOE_CHECK(j.is_object(), op, "'" + path + "': header must be a JSON object");
-    const uint64_t data_size = file_size - 8 - header_len;
     for (auto it = j.begin(); it != j.end(); ++it) {
         const std::string& name = it.key();
         const auto& v = it.value();
@@ -85,9 +112,6 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
                       " elements of " + e.dtype);
         entries_[name] = std::move(e);
     }
-    data_.resize(data_size);
-    in.read(data_.data(), std::streamsize(data_size));
-    MOE_CHECK(uint64_t(in.gcount()) == data_size, op, "'" + path + "': short read of the data section");
 }
 
 const std::string& SafetensorsFile::meta(const std::string& key) const {
