@@ -28,6 +28,7 @@ struct ExchangeTraffic {
     int64_t rows_self[4] = {0, 0, 0, 0};    // rows whose expert is on this rank (no wire)
     int64_t count_bytes = 0;                // bytes sent by the count all-to-alls
     double seconds_alltoall[4] = {0, 0, 0, 0};  // in MPI (counts + rows), incl. waiting for peers
+    double seconds_wait[4] = {0, 0, 0, 0};      // measure_wait: in the barrier before the above
     double seconds_regroup[4] = {0, 0, 0, 0};   // reordering received / returned rows
 };
 
@@ -49,6 +50,9 @@ public:
                       float* rows) override;
     void prepare_backward(const RoutePlan& plan) override;
 
+    // Benchmarks: a barrier before every exchange, timed apart (seconds_wait), so that
+    // seconds_alltoall is the transfer alone and not the wait for a slower rank's compute.
+    void set_measure_wait(bool on) { measure_wait_ = on; }
     // Cumulative since construction or the last reset (benchmarks reset it every step).
     const ExchangeTraffic& traffic() const { return traffic_; }
     void reset_traffic() { traffic_ = {}; }
@@ -58,6 +62,7 @@ private:
     dist::Comm comm_;
     int64_t n_experts_ = 0, n_local_ = 0, rank_ = 0, ranks_ = 1;
     ExchangeTraffic traffic_;
+    bool measure_wait_ = false;
     std::unique_ptr<Impl> impl_;
 };
 

@@ -120,6 +120,11 @@ float* MpiExchange::to_experts(const RoutePlan& plan, float* rows, int64_t D,
     const int phase = int(backward ? ExchangePhase::bwd_dispatch : ExchangePhase::fwd_dispatch);
     const int64_t N = ranks_, L = n_local_;
     double t0 = now_s();
+    if (measure_wait_) {
+        comm_.barrier();
+        traffic_.seconds_wait[phase] += now_s() - t0;
+        t0 = now_s();
+    }
 
     ExchangeLayout& lay = impl_->layouts[&plan];
     std::vector<int64_t> expert_rows(static_cast<size_t>(n_experts_));
@@ -208,6 +213,11 @@ void MpiExchange::from_experts(const RoutePlan& plan, const float* local_rows, i
         send = impl_->staging.data();
     }
     double t1 = now_s();
+    if (measure_wait_) {
+        comm_.barrier();
+        traffic_.seconds_wait[phase] += now_s() - t1;
+        t1 = now_s();
+    }
 
     // Back to the sources, each into its own plan order: the forward's counts, reversed.
     dist::mpi_check(MPI_Alltoallv(send, lay.recv_counts.data(), lay.recv_displs.data(), impl_->row(D), rows,
