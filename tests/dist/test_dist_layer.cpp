@@ -257,6 +257,32 @@ TEST(DistLayer, WeightsForTheWrongExpertCountAreRefused) {
     }
 }
 
+TEST(DistGroups, SplitIntoExpertAndDataGroups) {
+    dist::Comm comm = world();
+    const int N = comm.size(), r = comm.rank();
+    for (int G = 1; G <= N; ++G) {
+        if (N % G != 0) {
+            EXPECT_THROW(dist::dist_split_groups(comm, G), Error) << G << " does not divide " << N;
+            continue;
+        }
+        dist::ParallelGroups g = dist::dist_split_groups(comm, G);
+        EXPECT_EQ(g.experts.size(), G);
+        EXPECT_EQ(g.experts.rank(), r % G) << "position inside the replica = expert shard";
+        EXPECT_EQ(g.data.size(), N / G);
+        EXPECT_EQ(g.data.rank(), r / G) << "replica index";
+        // Sum the world ranks over each group: the members are who the layout says.
+        float v[2] = {float(r), float(r)};
+        g.experts.allreduce_sum(v, 1);
+        g.data.allreduce_sum(v + 1, 1);
+        const int replica = r / G, shard = r % G;
+        float experts_sum = 0, data_sum = 0;
+        for (int p = 0; p < G; ++p) experts_sum += float(replica * G + p);
+        for (int q = 0; q < N / G; ++q) data_sum += float(q * G + shard);
+        EXPECT_EQ(v[0], experts_sum);
+        EXPECT_EQ(v[1], data_sum);
+    }
+}
+
 class FailurePrinter : public ::testing::EmptyTestEventListener {
 public:
     explicit FailurePrinter(int rank) : rank_(rank) {}
