@@ -138,7 +138,6 @@ float* MpiExchange::to_experts(const RoutePlan& plan, float* rows, int64_t D,
         // 1. Counts: rank r tells rank s how many rows of each of s's experts are coming.
         lay.sent_expert_rows = expert_rows;
         lay.recv_rows.assign(size_t(N * L), 0);
-        static_assert(sizeof(int64_t) == sizeof(long long));
         dist::mpi_check(MPI_Alltoall(expert_rows.data(), int(L), MPI_INT64_T, lay.recv_rows.data(), int(L),
                                      MPI_INT64_T, dist::mpi_comm(comm_)),
                         kOp, "MPI_Alltoall");

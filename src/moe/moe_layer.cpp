@@ -91,11 +91,13 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
     if (c.router.kind == RouterKind::sigmoid_bias)
         check_tensor(op, (n + "router_bias").c_str(), p.router_bias, {E});
     // All E experts, or (expert parallelism) only the local ones: the leading dimension says.
-    const int64_t Ew = n_local_experts > 0 && p.w1.shape.ndim == 3 && p.w1.shape[0] == n_local_experts
-                           ? n_local_experts : E;
-    MOE_CHECK(Ew == n_local_experts || n_local_experts == 0 || p.w1.shape.ndim != 3 || p.w1.shape[0] == E, op,
-              "expected " + n + "w1 to hold all E = " + std::to_string(E) + " experts or this rank's " +
-                  std::to_string(n_local_experts) + " (expert parallelism), got shape " + p.w1.shape.str());
+    int64_t Ew = E;
+    if (n_local_experts > 0 && p.w1.shape.ndim == 3 && p.w1.shape[0] != E) {
+        MOE_CHECK(p.w1.shape[0] == n_local_experts, op,
+                  "expected " + n + "w1 to hold all E = " + std::to_string(E) + " experts or this rank's " +
+                      std::to_string(n_local_experts) + " (expert parallelism), got shape " + p.w1.shape.str());
+        Ew = n_local_experts;
+    }
     check_tensor(op, (n + "w1").c_str(), p.w1, {Ew, F, D});
     check_tensor(op, (n + "w3").c_str(), p.w3, {Ew, F, D});
     check_tensor(op, (n + "w2").c_str(), p.w2, {Ew, D, F});
