@@ -212,6 +212,7 @@ void MpiExchange::from_experts(const RoutePlan& plan, const float* local_rows, i
         send = impl_->staging.data();
     }
     double t1 = now_s();
+    traffic_.seconds_regroup[phase] += t1 - t0;
     if (measure_wait_) {
         comm_.barrier();
         traffic_.seconds_wait[phase] += now_s() - t1;
@@ -226,7 +227,6 @@ void MpiExchange::from_experts(const RoutePlan& plan, const float* local_rows, i
     const int64_t self = lay.recv_counts[size_t(rank_)];
     traffic_.rows_self[phase] += self;
     traffic_.rows_remote[phase] += A_local - self;
-    traffic_.seconds_regroup[phase] += t1 - t0;
     traffic_.seconds_alltoall[phase] += now_s() - t1;
     impl_->in_backward = false;
 }
