@@ -63,6 +63,9 @@ ParallelGroups dist_split_groups(const Comm& world, int expert_group_size);
 // shared experts' gradients are summed over `comm` (every rank computed them on its own
 // tokens). Expert weight gradients (w1 / w3 / w2) are left alone: each rank owns its experts'.
 void dist_allreduce_replicated_grads(const Comm& comm, const MoeLayerParams& grads);
+// Expert parallelism inside data parallelism: the expert shard's gradients (w1 / w3 / w2)
+// summed over `data` (ParallelGroups::data), the ranks holding the same shard.
+void dist_allreduce_expert_grads(const Comm& data, const MoeLayerParams& grads);
 
 }  // namespace dist
 }  // namespace moe

@@ -25,4 +25,9 @@ void dist_allreduce_replicated_grads(const Comm& comm, const MoeLayerParams& gra
         if (t->numel() > 0) comm.allreduce_sum(t->f32(), t->numel());
 }
 
+void dist_allreduce_expert_grads(const Comm& data, const MoeLayerParams& grads) {
+    for (const TensorView* t : {&grads.w1, &grads.w3, &grads.w2})
+        if (t->numel() > 0) data.allreduce_sum(t->f32(), t->numel());
+}
+
 }  // namespace moe::dist

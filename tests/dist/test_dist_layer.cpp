@@ -280,6 +280,18 @@ TEST(DistGroups, SplitIntoExpertAndDataGroups) {
         for (int q = 0; q < N / G; ++q) data_sum += float(q * G + shard);
         EXPECT_EQ(v[0], experts_sum);
         EXPECT_EQ(v[1], data_sum);
+
+        // Gradients: the replicated ones over the world, the expert shard's over `data` only.
+        MoeLayerConfig c = base_config();
+        c.n_experts = 2 * G;  // two experts per shard
+        LayerState s(c, 2);
+        for (const TensorView* t : {&s.g.router, &s.g.w1, &s.g.w3, &s.g.w2})
+            std::fill_n(t->f32(), t->numel(), float(r + 1));
+        dist::dist_allreduce_replicated_grads(comm, s.g);
+        dist::dist_allreduce_expert_grads(g.data, s.g);
+        EXPECT_EQ(s.g.router.f32()[0], float(N * (N + 1) / 2)) << "sum of rank + 1 over the world";
+        EXPECT_EQ(s.g.w2.f32()[s.g.w2.numel() - 1], data_sum + float(N / G)) << "over the shard's data group";
+        EXPECT_EQ(s.g.w1.f32()[0], data_sum + float(N / G));
     }
 }
 
