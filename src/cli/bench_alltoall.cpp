@@ -32,9 +32,9 @@ double median_of(std::vector<double> v) {
 
 void bench_alltoall(const BenchAlltoallOptions& o) {
     DistBench dist(o.ranks, o.E);
-    MpiExchange& ex = *dist.timing.exchange;
+    MpiExchange& ex = *dist.timing().exchange;
     ex.set_measure_wait(false);  // the barriers are here, outside the timed calls
-    const dist::Comm& comm = dist.timing.comm;
+    const dist::Comm& comm = dist.timing().comm;
     const int N = comm.size();
     for (int64_t A : o.rows) {
         RoutePlan plan;  // only what the exchange reads: E, the CSR offsets and A

@@ -47,7 +47,7 @@ void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
 
     std::unique_ptr<DistBench> dist;
     if (o.ranks > 1) dist = std::make_unique<DistBench>(o.ranks, cfg.n_experts);
-    LayerTiming run = time_layer(cfg, s.T, o.backward, o.reps, o.warmup, dist ? &dist->timing : nullptr);
+    LayerTiming run = time_layer(cfg, s.T, o.backward, o.reps, o.warmup, dist ? &dist->timing() : nullptr);
     const double med = run.median();
     // Useful FLOPs: the kept assignments (T * K when dropless top-k) and the shared experts.
     const double A = double(run.assignments);

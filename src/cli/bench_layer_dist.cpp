@@ -13,18 +13,18 @@ DistBench::DistBench(int ranks, int64_t n_experts) : session_(nullptr, nullptr) 
     MOE_CHECK(dist::mpi_built(), "bench layer",
               "--ranks " + std::to_string(ranks) + " needs MPI, but this moe was built with -DMOE_MPI=OFF; " +
                   "install OpenMPI (scripts/deps.sh), rebuild, and launch with " + launch);
-    timing.comm = dist::Comm::world();
-    MOE_CHECK(timing.comm.size() == ranks, "bench layer",
-              "--ranks " + std::to_string(ranks) + " but MPI started " + std::to_string(timing.comm.size()) +
+    timing_.comm = dist::Comm::world();
+    MOE_CHECK(timing_.comm.size() == ranks, "bench layer",
+              "--ranks " + std::to_string(ranks) + " but MPI started " + std::to_string(timing_.comm.size()) +
                   " process(es); launch with " + launch);
-    exchange_ = std::make_unique<MpiExchange>(timing.comm, n_experts);
+    exchange_ = std::make_unique<MpiExchange>(timing_.comm, n_experts);
     exchange_->set_measure_wait(true);
-    timing.exchange = exchange_.get();
+    timing_.exchange = exchange_.get();
 }
 
 void DistBench::report(nlohmann::json& j, const LayerTiming& run, const MoeLayerConfig& cfg, int64_t T,
                        bool backward) const {
-    const dist::Comm& comm = timing.comm;
+    const dist::Comm& comm = timing_.comm;
     const int N = comm.size();
     const double row_bytes = double(cfg.d_model) * sizeof(float);
     const ExchangeTraffic& tr = run.traffic[run.median_index()];

@@ -15,7 +15,9 @@ public:
     // MPI_Init; throws unless this moe has MPI and was launched as exactly `ranks` processes,
     // and unless ranks divides n_experts.
     DistBench(int ranks, int64_t n_experts);
-    int rank() const { return timing.comm.rank(); }
+    int rank() const { return timing_.comm.rank(); }
+    // What time_layer needs: this rank's communicator and exchange.
+    const LayerTimingDist& timing() const { return timing_; }
     // Adds the exchange's numbers to j (collective: every rank must call it).
     void report(nlohmann::json& j, const LayerTiming& run, const MoeLayerConfig& cfg, int64_t T,
                 bool backward) const;
@@ -23,9 +25,7 @@ public:
 private:
     dist::Session session_;  // first: MPI is up before the members below and down after them
     std::unique_ptr<MpiExchange> exchange_;
-
-public:
-    LayerTimingDist timing;
+    LayerTimingDist timing_;
 };
 
 }  // namespace moe::cli
