@@ -2,8 +2,9 @@
 # Installs the Debian 12 packages moe needs (idempotent: does nothing when all are present).
 set -euo pipefail
 # bible-kjv: the default training corpus (the King James Bible, read out by its `bible` tool).
+# openmpi-bin libopenmpi-dev: expert parallelism (-DMOE_MPI, docs/distributed.md); optional.
 PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev libgtest-dev
-          nlohmann-json3-dev libcli11-dev bible-kjv)
+          nlohmann-json3-dev libcli11-dev bible-kjv openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

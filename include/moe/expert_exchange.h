@@ -27,6 +27,11 @@ public:
     // Forward combine (and backward of dispatch): local rows -> rows (A, D) in plan order.
     virtual void from_experts(const RoutePlan& plan, const float* local_rows, int64_t D,
                               float* rows) = 0;
+    // Backward calls this before its to_experts: the plan is the forward's, so the rows go
+    // where they went in the forward and an exchange may reuse the layout it negotiated then
+    // (MPI: no second count exchange). Forward never calls it, so a forward without backward
+    // (inference) leaves nothing pending that the next forward could misread.
+    virtual void prepare_backward(const RoutePlan&) {}
 };
 
 // Every expert in this process: both moves are the identity.

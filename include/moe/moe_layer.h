@@ -42,6 +42,8 @@ struct MoeLayerParams {
     TensorView router_bias;   // (E,) sigmoid_bias's selection bias (no gradient), else (0,)
     TensorView router_proj;   // (router_dim, D) xmoe's projection, else (0, D)
     TensorView router_temp;   // (1,) xmoe's temperature, else (0,)
+    // The routed experts: all E, or with expert parallelism only this rank's n_local = E / N
+    // (the exchange's [expert_begin, expert_end)), leading dimension n_local instead of E.
     TensorView w1;      // (E, F, D) gate
     TensorView w3;      // (E, F, D) up
     TensorView w2;      // (E, D, F) down
@@ -52,15 +54,18 @@ struct MoeLayerParams {
 };
 
 // Throws "[op] expected <prefix>w1 of shape (E, F, D), got ..." unless every tensor fits cfg.
+// n_local_experts > 0: w1 / w3 / w2 may also hold only that many experts (expert parallelism).
 void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerConfig& cfg,
-                            const MoeLayerParams& p);
+                            const MoeLayerParams& p, int64_t n_local_experts = 0);
 
 // Reserves the tensors in `arena`; after arena.allocate(), moe_layer_params_point gives views.
 struct MoeLayerParamSlots {
     size_t router, router_noise, router_bias, router_proj, router_temp, w1, w3, w2, ws1, ws3, ws2,
         ws_gate;
 };
-MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& cfg);
+// n_local_experts > 0: room for that many routed experts only (this rank's, expert parallelism).
+MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& cfg,
+                                            int64_t n_local_experts = 0);
 MoeLayerParams moe_layer_params_point(const Arena& arena, const MoeLayerParamSlots& slots);
 // Mixtral-style init: N(0, 1/sqrt(fan_in)) for every matrix; router_bias = 0, router_temp = 0.07.
 void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed);

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "bench_layer_dist.h"
 #include "commands.h"
 #include "layer_shapes.h"
 #include "layer_timing.h"
@@ -26,6 +28,8 @@ struct BenchLayerOptions {
     int reps = 5;
     int warmup = 1;
     int threads = 0;
+    int ranks = 1;       // > 1: expert parallelism over MPI, T tokens per rank
+    int64_t tokens = 0;  // > 0: T instead of the shape's
     RouterCliOptions router;
 };
 
@@ -41,7 +45,9 @@ void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
     cfg.dtype = o.dtype == "bf16" ? DType::bf16 : DType::f32;
     apply_router_options(o.router, cfg);
 
-    LayerTiming run = time_layer(cfg, s.T, o.backward, o.reps, o.warmup);
+    std::unique_ptr<DistBench> dist;
+    if (o.ranks > 1) dist = std::make_unique<DistBench>(o.ranks, cfg.n_experts);
+    LayerTiming run = time_layer(cfg, s.T, o.backward, o.reps, o.warmup, dist ? &dist->timing() : nullptr);
     const double med = run.median();
     // Useful FLOPs: the kept assignments (T * K when dropless top-k) and the shared experts.
     const double A = double(run.assignments);
@@ -87,6 +93,8 @@ void bench_one(const LayerShape& s, const BenchLayerOptions& o) {
         split["bwd_shared"] = ph.bwd_shared * 1e3;
     }
     j["phase_ms"] = split;
+    if (dist) dist->report(j, run, cfg, s.T, o.backward);
+    if (dist && dist->rank() != 0) return;  // one line per measurement: rank 0's
     std::printf("%s\n", j.dump().c_str());
     std::fflush(stdout);
 }
@@ -103,10 +111,16 @@ void register_bench_layer(CLI::App& bench) {
     cmd->add_option("--reps", o->reps, "timed repetitions (median reported)")->check(CLI::Range(1, 1000));
     cmd->add_option("--warmup", o->warmup, "untimed repetitions first")->check(CLI::Range(0, 100));
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+    cmd->add_option("--tokens", o->tokens, "T, tokens (per rank), instead of the shape's")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+    cmd->add_option("--ranks", o->ranks, "expert-parallel ranks (launch: mpirun -np N); T tokens per rank")
+        ->check(CLI::Range(1, 65536));
     add_router_options(cmd, o->router);
     cmd->callback([o] {
         if (o->threads > 0) set_num_threads(o->threads);
-        bench_one(layer_shape(o->shape), *o);
+        LayerShape s = layer_shape(o->shape);
+        if (o->tokens > 0) s.T = o->tokens;
+        bench_one(s, *o);
     });
 }
 

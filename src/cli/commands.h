@@ -7,6 +7,7 @@ namespace moe::cli {
 void register_bench_layer(CLI::App& bench);
 void register_bench_gemm(CLI::App& bench);
 void register_bench_router(CLI::App& bench);
+void register_bench_alltoall(CLI::App& bench);
 void register_info(CLI::App& app);
 void register_train(CLI::App& app);
 void register_generate(CLI::App& app);

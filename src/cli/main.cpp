@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     moe::cli::register_bench_layer(*bench);
     moe::cli::register_bench_gemm(*bench);
     moe::cli::register_bench_router(*bench);
+    moe::cli::register_bench_alltoall(*bench);
     moe::cli::register_info(app);
     moe::cli::register_train(app);
     moe::cli::register_generate(app);

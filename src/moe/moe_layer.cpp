@@ -35,9 +35,14 @@ void moe_layer_validate(const MoeLayerConfig& c) {
     router_validate(c);
 }
 
-MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& c) {
+MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& c,
+                                            int64_t n_local_experts) {
     moe_layer_validate(c);
+    MOE_CHECK(n_local_experts >= 0 && n_local_experts <= c.n_experts, "moe_layer_params_reserve",
+              "n_local_experts must be in [0, n_experts = " + std::to_string(c.n_experts) +
+                  "] (0 = all), got " + std::to_string(n_local_experts));
     const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, S = c.n_shared, Fs = c.d_ff_shared;
+    const int64_t Ew = n_local_experts > 0 ? n_local_experts : E;  // routed experts held here
     MoeLayerParamSlots s;
     const bool xmoe = c.router.kind == RouterKind::xmoe;
     s.router = arena.reserve(DType::f32, {router_rows(c), router_cols(c)});
@@ -45,9 +50,9 @@ MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& 
     s.router_bias = arena.reserve(DType::f32, {c.router.kind == RouterKind::sigmoid_bias ? E : 0});
     s.router_proj = arena.reserve(DType::f32, {xmoe ? c.router.router_dim : 0, D});
     s.router_temp = arena.reserve(DType::f32, {xmoe ? 1 : 0});
-    s.w1 = arena.reserve(DType::f32, {E, F, D});
-    s.w3 = arena.reserve(DType::f32, {E, F, D});
-    s.w2 = arena.reserve(DType::f32, {E, D, F});
+    s.w1 = arena.reserve(DType::f32, {Ew, F, D});
+    s.w3 = arena.reserve(DType::f32, {Ew, F, D});
+    s.w2 = arena.reserve(DType::f32, {Ew, D, F});
     s.ws1 = arena.reserve(DType::f32, {S, Fs, D});
     s.ws3 = arena.reserve(DType::f32, {S, Fs, D});
     s.ws2 = arena.reserve(DType::f32, {S, D, Fs});
@@ -73,7 +78,7 @@ void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed) {
 }
 
 void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerConfig& c,
-                            const MoeLayerParams& p) {
+                            const MoeLayerParams& p, int64_t n_local_experts) {
     const int64_t D = c.d_model, F = c.d_ff, E = c.n_experts, S = c.n_shared, Fs = c.d_ff_shared;
     std::string n = prefix;
     check_tensor(op, (n + "router").c_str(), p.router, {router_rows(c), router_cols(c)});
@@ -85,9 +90,17 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
         check_tensor(op, (n + "router_noise").c_str(), p.router_noise, {E, D});
     if (c.router.kind == RouterKind::sigmoid_bias)
         check_tensor(op, (n + "router_bias").c_str(), p.router_bias, {E});
-    check_tensor(op, (n + "w1").c_str(), p.w1, {E, F, D});
-    check_tensor(op, (n + "w3").c_str(), p.w3, {E, F, D});
-    check_tensor(op, (n + "w2").c_str(), p.w2, {E, D, F});
+    // All E experts, or (expert parallelism) only the local ones: the leading dimension says.
+    int64_t Ew = E;
+    if (n_local_experts > 0 && p.w1.shape.ndim == 3 && p.w1.shape[0] != E) {
+        MOE_CHECK(p.w1.shape[0] == n_local_experts, op,
+                  "expected " + n + "w1 to hold all E = " + std::to_string(E) + " experts or this rank's " +
+                      std::to_string(n_local_experts) + " (expert parallelism), got shape " + p.w1.shape.str());
+        Ew = n_local_experts;
+    }
+    check_tensor(op, (n + "w1").c_str(), p.w1, {Ew, F, D});
+    check_tensor(op, (n + "w3").c_str(), p.w3, {Ew, F, D});
+    check_tensor(op, (n + "w2").c_str(), p.w2, {Ew, D, F});
     if (S > 0) {
         check_tensor(op, (n + "ws1").c_str(), p.ws1, {S, Fs, D});
         check_tensor(op, (n + "ws3").c_str(), p.ws3, {S, Fs, D});
@@ -111,8 +124,24 @@ void convert_to_bf16(bf16* out, const float* in, int64_t n) {
     parallel_chunks(n, [&](int64_t i, int64_t len) { k.f32_to_bf16(out + i, in + i, len); });
 }
 
+LocalExperts moe_layer_local_experts(const ExpertExchange& ex, const MoeLayerConfig& c) {
+    RoutePlan probe;
+    probe.n_experts = c.n_experts;
+    LocalExperts l;
+    l.e0 = ex.expert_begin(probe);
+    l.n_local = ex.expert_end(probe) - l.e0;
+    MOE_CHECK(l.e0 >= 0 && l.n_local >= 0 && l.e0 + l.n_local <= c.n_experts, "moe_layer",
+              "the exchange's experts [" + std::to_string(l.e0) + ", " + std::to_string(l.e0 + l.n_local) +
+                  ") are not within the E = " + std::to_string(c.n_experts) + " experts");
+    return l;
+}
+
+int64_t moe_layer_weight_index(const MoeLayerParams& p, const MoeLayerConfig& c, const LocalExperts& l) {
+    return p.w1.shape[0] == c.n_experts ? l.e0 : 0;
+}
+
 MoeBf16Weights moe_layer_bf16_weights(MoeLayerCache& cache, const MoeLayerConfig& c,
-                                      const MoeLayerParams& p, int64_t e0, int64_t n_local,
+                                      const MoeLayerParams& p, int64_t w0, int64_t n_local,
                                       bool refresh) {
     const int64_t D = c.d_model, F = c.d_ff, S = c.n_shared, Fs = c.d_ff_shared;
     const int64_t expert = F * D, shared = Fs * D;
@@ -125,9 +154,9 @@ MoeBf16Weights moe_layer_bf16_weights(MoeLayerCache& cache, const MoeLayerConfig
     w.ws3 = w.ws1 + S * shared;
     w.ws2 = w.ws3 + S * shared;
     if (refresh) {
-        convert_to_bf16(base, p.w1.f32() + e0 * expert, n_local * expert);
-        convert_to_bf16(base + n_local * expert, p.w3.f32() + e0 * expert, n_local * expert);
-        convert_to_bf16(base + 2 * n_local * expert, p.w2.f32() + e0 * expert, n_local * expert);
+        convert_to_bf16(base, p.w1.f32() + w0 * expert, n_local * expert);
+        convert_to_bf16(base + n_local * expert, p.w3.f32() + w0 * expert, n_local * expert);
+        convert_to_bf16(base + 2 * n_local * expert, p.w2.f32() + w0 * expert, n_local * expert);
         if (S > 0) {
             convert_to_bf16(base + 3 * n_local * expert, p.ws1.f32(), S * shared);
             convert_to_bf16(base + 3 * n_local * expert + S * shared, p.ws3.f32(), S * shared);
@@ -149,12 +178,13 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
     MOE_CHECK(T > 0, op, "x has no tokens: shape " + x.shape.str());
     check_tensor(op, "x", x, {T, D});
     check_tensor(op, "y", y, {T, D});
-    moe_layer_check_params(op, "", c, params);
+    LocalExchange local;
+    ExpertExchange& ex = exchange ? *exchange : local;
+    const LocalExperts mine = moe_layer_local_experts(ex, c);
+    moe_layer_check_params(op, "", c, params, mine.n_local);
     const KernelTable& k = kernels();
     MOE_CHECK(k.all_finite(x.f32(), x.numel()), op,
               "x of shape " + x.shape.str() + " contains NaN or Inf; check the previous layer");
-    LocalExchange local;
-    ExpertExchange& ex = exchange ? *exchange : local;
 
     cache.T = T;
     if (c.router.kind == RouterKind::soft_moe) {
@@ -178,6 +208,9 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
         std::copy_n(xp + int64_t(plan.token_index[size_t(a)]) * D, D, rows + a * D);
     float* local_rows = ex.to_experts(plan, rows, D, cache.local_offsets);
     const int64_t e0 = ex.expert_begin(plan), n_local = ex.expert_end(plan) - e0;
+    MOE_CHECK(e0 == mine.e0 && n_local == mine.n_local, op,
+              "the exchange placed the experts by load; the layer needs a placement fixed by E");
+    const int64_t w0 = moe_layer_weight_index(params, c, mine);  // expert e0's index in params.w1
     const int64_t A_local = cache.local_offsets[size_t(n_local)];
     if (!ex.in_place()) {  // keep the received rows for backward: the exchange reuses its buffer
         local_rows = std::copy_n(local_rows, A_local * D, grow(cache.rows_local, A_local * D)) - A_local * D;
@@ -186,7 +219,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
     cache.times.dispatch = clock.lap();
     float* out = grow(cache.out, A * D);
     float* out_local = ex.in_place() ? out : grow(cache.out_local, A_local * D);
-    experts_forward(out_local, cache, c, params, local_rows, e0, n_local);
+    experts_forward(out_local, cache, c, params, local_rows, w0, n_local);
     cache.times.experts = clock.lap();
     ex.from_experts(plan, out_local, D, out);
 
@@ -204,7 +237,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
 
     cache.times.combine = clock.lap();
     // Shared experts: every token, weight 1, accumulated straight into y.
-    shared_forward(yp, cache, c, params, xp, T, e0, n_local);
+    shared_forward(yp, cache, c, params, xp, T, w0, n_local);
     cache.times.shared = clock.lap();
 }
 

@@ -22,8 +22,14 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
     check_tensor(op, "x", x, {T, D});
     check_tensor(op, "dy", dy, {T, D});
     check_tensor(op, "dx", dx, {T, D});
-    moe_layer_check_params(op, "", c, params);
-    moe_layer_check_params(op, "grad.", c, grads);
+    LocalExchange local;
+    ExpertExchange& ex = exchange ? *exchange : local;
+    const LocalExperts mine = moe_layer_local_experts(ex, c);
+    moe_layer_check_params(op, "", c, params, mine.n_local);
+    moe_layer_check_params(op, "grad.", c, grads, mine.n_local);
+    MOE_CHECK(grads.w1.shape[0] == params.w1.shape[0], op,
+              "grad.w1 holds " + std::to_string(grads.w1.shape[0]) + " experts but w1 holds " +
+                  std::to_string(params.w1.shape[0]) + "; allocate both for the same experts");
     const KernelTable& k = kernels();
     MOE_CHECK(k.all_finite(dy.f32(), dy.numel()), op,
               "dy of shape " + dy.shape.str() + " contains NaN or Inf");
@@ -32,8 +38,6 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
         cache.T = 0;
         return;
     }
-    LocalExchange local;
-    ExpertExchange& ex = exchange ? *exchange : local;
     const RoutePlan& plan = cache.plan;
     const int64_t A = plan.n_assignments();
     const float* dyp = dy.f32();
@@ -53,12 +57,14 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
 
     cache.times.bwd_combine = clock.lap();
     // 2. Experts backward on the owners' rows; d rows come back in plan order, over `out`.
-    const int64_t e0 = ex.expert_begin(plan), n_local = ex.expert_end(plan) - e0;
+    const int64_t n_local = mine.n_local;
+    const int64_t w0 = moe_layer_weight_index(params, c, mine);  // expert e0's index in params.w1
     std::vector<int64_t> offsets;
+    ex.prepare_backward(plan);
     float* dout_local = ex.to_experts(plan, out, D, offsets);
     MOE_CHECK(offsets == cache.local_offsets, op, "the exchange changed the expert layout between forward and backward");
     const float* rows_local = ex.in_place() ? cache.rows.f32() : cache.rows_local.f32();
-    experts_backward(dout_local, grads, cache, c, params, rows_local, e0, n_local);
+    experts_backward(dout_local, grads, cache, c, params, rows_local, w0, n_local);
     ex.from_experts(plan, dout_local, D, out);
 
     cache.times.bwd_experts = clock.lap();
@@ -76,7 +82,7 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
 
     cache.times.bwd_router = clock.lap();
     // 5. Shared experts: every token with weight 1, d rows accumulate straight into dx.
-    shared_backward(dxp, dyp, grads, cache, c, params, x.f32(), T, e0, n_local);
+    shared_backward(dxp, dyp, grads, cache, c, params, x.f32(), T, w0, n_local);
     cache.times.bwd_shared = clock.lap();
     cache.T = 0;  // the saved activations were consumed
 }

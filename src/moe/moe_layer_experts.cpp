@@ -13,7 +13,7 @@
 namespace moe {
 
 void experts_forward(float* out, MoeLayerCache& cache, const MoeLayerConfig& c,
-                     const MoeLayerParams& params, const float* rows, int64_t e0, int64_t n_local) {
+                     const MoeLayerParams& params, const float* rows, int64_t w0, int64_t n_local) {
     const int64_t D = c.d_model, F = c.d_ff;
     const int64_t* offsets = cache.local_offsets.data();
     const int64_t N = offsets[n_local];
@@ -23,43 +23,43 @@ void experts_forward(float* out, MoeLayerCache& cache, const MoeLayerConfig& c,
     float* h1 = grow(cache.h1, N * F);
     float* h3 = grow(cache.h3, N * F);
     if (c.dtype == DType::bf16) {
-        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, true);
+        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, w0, n_local, true);
         bf16* rows_b = grow_bf16(cache.rows_b, N * D);
         convert_to_bf16(rows_b, rows, N * D);
         bf16* scratch_b = grow_bf16(cache.scratch_b, max_n * (2 * F + D));
         SwigluGroupBf16 g{offsets, n_local, D, F, wb.w1, wb.w3, wb.w2};
         swiglu_experts_forward_bf16(out, h1, h3, scratch, scratch_b, rows_b, g, 0.0f);
     } else {
-        SwigluGroup g{offsets, n_local, D, F, params.w1.f32() + e0 * F * D,
-                      params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
+        SwigluGroup g{offsets, n_local, D, F, params.w1.f32() + w0 * F * D,
+                      params.w3.f32() + w0 * F * D, params.w2.f32() + w0 * D * F};
         swiglu_experts_forward(out, h1, h3, scratch, rows, g, 0.0f);
     }
 }
 
 void experts_backward(float* dout, const MoeLayerParams& grads, MoeLayerCache& cache,
                       const MoeLayerConfig& c, const MoeLayerParams& params, const float* rows,
-                      int64_t e0, int64_t n_local) {
+                      int64_t w0, int64_t n_local) {
     const int64_t D = c.d_model, F = c.d_ff;
     const int64_t* offsets = cache.local_offsets.data();
-    float* dw1 = grads.w1.f32() + e0 * F * D;
-    float* dw3 = grads.w3.f32() + e0 * F * D;
-    float* dw2 = grads.w2.f32() + e0 * D * F;
+    float* dw1 = grads.w1.f32() + w0 * F * D;
+    float* dw3 = grads.w3.f32() + w0 * F * D;
+    float* dw2 = grads.w2.f32() + w0 * D * F;
     if (c.dtype == DType::bf16) {
         // The bf16 copies made by this forward (not refreshed: backward sees the same weights).
-        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
+        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, w0, n_local, false);
         SwigluGroupBf16 g{offsets, n_local, D, F, wb.w1, wb.w3, wb.w2};
         swiglu_experts_backward_bf16(dout, dw1, dw3, dw2, dout, cache.h1.f32(), cache.h3.f32(),
                                      cache.scratch.f32(), cache.scratch_b.bf(), cache.rows_b.bf(), g, 0.0f);
     } else {
-        SwigluGroup g{offsets, n_local, D, F, params.w1.f32() + e0 * F * D,
-                      params.w3.f32() + e0 * F * D, params.w2.f32() + e0 * D * F};
+        SwigluGroup g{offsets, n_local, D, F, params.w1.f32() + w0 * F * D,
+                      params.w3.f32() + w0 * F * D, params.w2.f32() + w0 * D * F};
         swiglu_experts_backward(dout, dw1, dw3, dw2, dout, cache.h1.f32(), cache.h3.f32(),
                                 cache.scratch.f32(), rows, g, 0.0f);
     }
 }
 
 void shared_forward(float* y, MoeLayerCache& cache, const MoeLayerConfig& c,
-                    const MoeLayerParams& params, const float* x, int64_t T, int64_t e0, int64_t n_local) {
+                    const MoeLayerParams& params, const float* x, int64_t T, int64_t w0, int64_t n_local) {
     const int64_t D = c.d_model, S = c.n_shared, Fs = c.d_ff_shared;
     if (S == 0) return;
     float* sh1 = grow(cache.sh1, S * T * Fs);
@@ -73,7 +73,7 @@ void shared_forward(float* y, MoeLayerCache& cache, const MoeLayerConfig& c,
     const float beta = gated ? 0.0f : 1.0f;
     int64_t offsets[2] = {0, T};
     if (c.dtype == DType::bf16) {
-        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
+        MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, w0, n_local, false);
         bf16* x_b = grow_bf16(cache.x_b, T * D);
         convert_to_bf16(x_b, x, T * D);
         bf16* scratch_b = grow_bf16(cache.scratch_b, T * (2 * Fs + D));
@@ -100,7 +100,7 @@ void shared_forward(float* y, MoeLayerCache& cache, const MoeLayerConfig& c,
 
 void shared_backward(float* dx, const float* dy, const MoeLayerParams& grads, MoeLayerCache& cache,
                      const MoeLayerConfig& c, const MoeLayerParams& params, const float* x, int64_t T,
-                     int64_t e0, int64_t n_local) {
+                     int64_t w0, int64_t n_local) {
     const int64_t D = c.d_model, S = c.n_shared, Fs = c.d_ff_shared;
     if (S == 0) return;
     const bool bf = c.dtype == DType::bf16, gated = c.shared_gate;
@@ -120,7 +120,7 @@ void shared_backward(float* dx, const float* dy, const MoeLayerParams& grads, Mo
         gemm_f32(true, false, T, D, S, 1.0f, dlogit.data(), T, params.ws_gate.f32(), D, 1.0f, dx, D);
     }
     MoeBf16Weights wb{};
-    if (bf) wb = moe_layer_bf16_weights(cache, c, params, e0, n_local, false);
+    if (bf) wb = moe_layer_bf16_weights(cache, c, params, w0, n_local, false);
     int64_t offs[2] = {0, T};
     float* scratch = grow(cache.scratch, T * Fs);
     bf16* scratch_b = bf ? grow_bf16(cache.scratch_b, T * (2 * Fs + D)) : nullptr;
