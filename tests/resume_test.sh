@@ -38,6 +38,14 @@ echo "$out" | grep -q "checkpoint.safetensors" || { echo "FAIL: the error does n
 gen=$("$moe" generate -m "$work/straight" -p "And God" -n 6 --temp 0 -t 1)
 case "$gen" in "And God"?*) ;; *) echo "FAIL: moe generate printed: $gen"; exit 1 ;; esac
 [ "$gen" = "$("$moe" generate -m "$work/straight" -p "And God" -n 6 --temp 0 -t 1)" ] || { echo "FAIL: greedy is not deterministic"; exit 1; }
+# moe run (KV cache) continues greedily exactly as moe generate (full recompute) does.
+run=$("$moe" run -m "$work/straight" -p "And God" -n 6 --temp 0 -t 1 2>/dev/null)
+[ "$run" = "$gen" ] || { echo "FAIL: moe run printed '$run', moe generate '$gen'"; exit 1; }
+"$moe" run -m "$work/straight" -p "And God" -n 6 -t 1 2>&1 | grep -q "generation 6 tokens in" || { echo "FAIL: no timings from moe run"; exit 1; }
+if out=$("$moe" run -m "$work/straight" -n 6 --top-p 0 2>&1); then echo "FAIL: accepted --top-p 0"; exit 1; fi
+echo "$out" | grep -q "top-p must be in (0, 1]" || { echo "FAIL: unclear error: $out"; exit 1; }
+if out=$("$moe" run -m "$work/straight" -n 100 -c 16 2>&1); then echo "FAIL: accepted a context overflow"; exit 1; fi
+echo "$out" | grep -q "do not fit the context of 16 tokens" || { echo "FAIL: unclear error: $out"; exit 1; }
 # Gradient accumulation: 2 micro-batches of 2 sequences = one batch of 4 (the same sequences;
 # without the balance loss, which is not linear in the batch), to f32 rounding.
 acc=(--data "$corpus" --vocab-size 300 --num-hidden-layers 2 --hidden-size 32 --num-attention-heads 4

@@ -15,11 +15,13 @@ int main(int argc, char** argv) {
     moe::cli::register_bench_layer(*bench);
     moe::cli::register_bench_gemm(*bench);
     moe::cli::register_bench_router(*bench);
+    moe::cli::register_bench_run(*bench);
     moe::cli::register_bench_alltoall(*bench);
     moe::cli::register_info(app);
     moe::cli::register_train(app);
     moe::cli::register_generate(app);
     moe::cli::register_upcycle(app);
+    moe::cli::register_run(app);
     moe::cli::register_inspect(app);
     try {
         app.parse(argc, argv);

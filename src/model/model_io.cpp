@@ -72,7 +72,7 @@ std::string model_config_json(const ModelConfig& c, const ModelFileInfo& info) {
 
 ModelConfig model_config_read(const std::string& path, ModelFileInfo* info) {
     const char* op = "model_config";
-    const nlohmann::json j = read_json_file(path, op, "a model directory holds config.json (Hugging Face format)");
+    const nlohmann::json j = read_json_file(path, op, "pass a model directory: moe train --out, moe upcycle --out, or a Hugging Face download");
     MOE_CHECK(j.is_object(), op, path + " is not a JSON object");
     const std::string type = j.value("model_type", std::string("mixtral"));
     MOE_CHECK(type == "mixtral" || type == "moe", op,

@@ -1,0 +1,53 @@
+// Inference: a KV-cached decoder over the model of model.h (prompt tokens processed as one batch,
+// then one token per step), and llama.cpp-style sampling. Training's model_forward recomputes
+// the whole context; this computes each position once (docs/model_spec.md, "Inference").
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "moe/model.h"
+#include "moe/rng.h"
+
+namespace moe {
+
+class InferSession {
+public:
+    // max_ctx: the most positions the session holds (the KV cache is sized for it).
+    InferSession(const ModelConfig& c, const ModelParams& p, int64_t max_ctx);
+
+    // Appends n tokens at positions pos() .. pos() + n - 1 and returns their logits: (n, V) when
+    // all_logits, else the last token's (V). Throws when the context would overflow max_ctx or
+    // a token is outside the vocabulary. The pointer stays valid until the next call.
+    const float* feed(const int32_t* tokens, int64_t n, bool all_logits = false);
+    int64_t pos() const { return pos_; }
+    int64_t max_ctx() const { return max_ctx_; }
+    void reset() { pos_ = 0; }
+
+private:
+    void attention(int64_t l, const float* x, float* out, int64_t n);
+    ModelConfig c_;
+    ModelParams p_;  // views: the weights stay with the caller
+    int64_t max_ctx_ = 0, pos_ = 0;
+    std::vector<std::vector<float>> k_, v_;  // per layer (Hkv, max_ctx, hd)
+    std::vector<float> cos_, sin_;           // (max_ctx, hd / 2)
+    std::vector<MoeLayerCache> moe_;         // per layer, reused
+    std::vector<float> h_, n_, q_, kn_, vn_, o_, sub_, scores_, logits_, rstd_;
+};
+
+// llama.cpp's sampler chain, in its order: repetition penalty over the last repeat_last_n
+// tokens, top-k, top-p, min-p, temperature, then a draw (temperature <= 0: greedy argmax).
+struct SamplingParams {
+    double temperature = 0.8;
+    int64_t top_k = 40;              // 0 = off
+    double top_p = 0.95;             // 1 = off
+    double min_p = 0.05;             // 0 = off: drop tokens with p < min_p * p_max
+    double repeat_penalty = 1.0;     // 1 = off (CTRL: divide positive logits, multiply negative)
+    int64_t repeat_last_n = 64;
+};
+
+// Throws naming the field when a parameter is out of range.
+void sampling_validate(const SamplingParams& s);
+int32_t sample_token(const float* logits, int64_t V, const SamplingParams& s,
+                     const std::vector<int32_t>& history, Rng& rng);
+
+}  // namespace moe
