@@ -41,7 +41,7 @@ case "$gen" in "And God"?*) ;; *) echo "FAIL: moe generate printed: $gen"; exit 
 # moe run (KV cache) continues greedily exactly as moe generate (full recompute) does.
 run=$("$moe" run -m "$work/straight" -p "And God" -n 6 --temp 0 -t 1 2>/dev/null)
 [ "$run" = "$gen" ] || { echo "FAIL: moe run printed '$run', moe generate '$gen'"; exit 1; }
-"$moe" run -m "$work/straight" -p "And God" -n 6 -t 1 2>&1 | grep -q "generation 6 tokens in" || { echo "FAIL: no timings from moe run"; exit 1; }
+"$moe" run -m "$work/straight" -p "And God" -n 6 -t 1 2>&1 >/dev/null | grep -q "generation 6 tokens in" || { echo "FAIL: no timings from moe run"; exit 1; }
 if out=$("$moe" run -m "$work/straight" -n 6 --top-p 0 2>&1); then echo "FAIL: accepted --top-p 0"; exit 1; fi
 echo "$out" | grep -q "top-p must be in (0, 1]" || { echo "FAIL: unclear error: $out"; exit 1; }
 if out=$("$moe" run -m "$work/straight" -n 100 -c 16 2>&1); then echo "FAIL: accepted a context overflow"; exit 1; fi

@@ -1,39 +1,34 @@
 #include "sampling.h"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
 #include "moe/error.h"
+#include "moe/infer.h"
 
 namespace moe::cli {
 
 std::string sample_text(ModelConfig cfg, const ModelParams& p, const BpeTokenizer& tok,
                         const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng) {
-    cfg.moe.router.training = false;  // no router noise, jitter or random routing
     std::vector<int32_t> ids = tok.encode(prompt);
     MOE_CHECK(!ids.empty(), "sample", "the prompt is empty; give at least one character");
-    const int64_t V = cfg.vocab_size;
-    std::vector<double> w(static_cast<size_t>(V));
+    MOE_CHECK(ctx >= 2, "sample", "the context must hold at least 2 tokens, got " + std::to_string(ctx));
+    SamplingParams s;  // temperature only, no filters
+    s.temperature = temperature;
+    s.top_k = 0, s.top_p = 1, s.min_p = 0;
+    InferSession session(cfg, p, ctx);
+    // When the context is full, start again from its last half (the window slides by ctx / 2).
+    auto refill = [&] {
+        session.reset();
+        const int64_t keep = std::min<int64_t>(int64_t(ids.size()), ctx / 2);
+        return session.feed(ids.data() + ids.size() - size_t(keep), keep);
+    };
+    const float* logits = int64_t(ids.size()) <= ctx ? session.feed(ids.data(), int64_t(ids.size())) : refill();
     for (int64_t k = 0; k < n; ++k) {
-        const int64_t T = std::min<int64_t>(int64_t(ids.size()), ctx);
-        std::vector<int32_t> in(ids.end() - T, ids.end()), none(size_t(T), -100);
-        ModelCache c;
-        model_forward(c, cfg, p, in.data(), none.data(), 1, T, 0.0f, 0.0f);
-        const float* l = c.logits.f32() + (T - 1) * V;
-        int32_t next = int32_t(std::max_element(l, l + V) - l);
-        if (temperature > 0) {
-            const double mx = double(l[next]) / temperature;
-            double sum = 0;
-            for (int64_t i = 0; i < V; ++i) sum += w[size_t(i)] = std::exp(double(l[i]) / temperature - mx);
-            double u = double(rng.uniform()) * sum;
-            for (int64_t i = 0; i < V; ++i)
-                if ((u -= w[size_t(i)]) <= 0) {
-                    next = int32_t(i);
-                    break;
-                }
-        }
+        const int32_t next = sample_token(logits, cfg.vocab_size, s, ids, rng);
         ids.push_back(next);
+        if (k + 1 == n) break;
+        logits = session.pos() < ctx ? session.feed(&next, 1) : refill();
     }
     return tok.decode(ids);
 }

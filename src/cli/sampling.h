@@ -1,6 +1,6 @@
 // Text from a model: the prompt, then n tokens drawn one at a time from the softmax of the last
-// logits at `temperature` (0 = greedy), re-running the last ctx tokens each step (no KV cache:
-// that comes with the inference engine, issue 5).
+// logits at `temperature` (0 = greedy), with the KV-cached decoder (moe/infer.h); when the
+// context of ctx tokens is full, decoding restarts from its last ctx / 2 tokens.
 #pragma once
 #include <cstdint>
 #include <string>
