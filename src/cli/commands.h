@@ -13,5 +13,6 @@ void register_train(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_upcycle(CLI::App& app);
 void register_inspect(CLI::App& app);
+void register_convert(CLI::App& app);
 
 }  // namespace moe::cli
