@@ -153,3 +153,175 @@ TEST(GgufModel, QuantizedLogitsWithinMeasuredError) {
         std::filesystem::remove(path);
     }
 }
+
+TEST(GgufModel, MetadataNamesDimsAndTypesAreLlamaCpps) {
+    const std::string path = convert(GgmlType::q8_0);
+    GgufFile f(path);
+    EXPECT_EQ(f.version(), 3u);
+    EXPECT_EQ(f.get<std::string>("general.architecture"), "llama");
+    EXPECT_EQ(f.get<std::string>("general.name"), "hf_mixtral_tiny");
+    EXPECT_EQ(f.get<uint32_t>("general.file_type"), 7u);  // LLAMA_FTYPE_MOSTLY_Q8_0
+    const std::pair<const char*, uint32_t> u32s[] = {
+        {"llama.context_length", 64}, {"llama.embedding_length", 32}, {"llama.block_count", 2},
+        {"llama.feed_forward_length", 24}, {"llama.attention.head_count", 4}, {"llama.attention.head_count_kv", 2},
+        {"llama.expert_count", 4}, {"llama.expert_used_count", 2}, {"llama.rope.dimension_count", 8},
+        {"llama.vocab_size", 96}};
+    for (const auto& [key, v] : u32s) EXPECT_EQ(f.get<uint32_t>(key), v) << key;
+    EXPECT_EQ(f.get<float>("llama.rope.freq_base"), 10000.0f);
+    EXPECT_EQ(f.get<float>("llama.attention.layer_norm_rms_epsilon"), 1e-5f);
+    EXPECT_FALSE(f.has("tokenizer.ggml.model"));  // the fixture has no tokenizer.json
+    // (name, ggml dims ne[0..], type): ne[0] is the contiguous dim, PyTorch's last.
+    struct Want {
+        std::string name;
+        std::vector<int64_t> ne;
+        GgmlType type;
+    };
+    std::vector<Want> want = {{"token_embd.weight", {32, 96}, GgmlType::q8_0}};
+    for (int l = 0; l < 2; ++l) {
+        const std::string b = "blk." + std::to_string(l) + ".";
+        std::vector<Want> layer = {{b + "attn_norm.weight", {32}, GgmlType::f32},
+                                   {b + "attn_q.weight", {32, 32}, GgmlType::q8_0},
+                                   {b + "attn_k.weight", {32, 16}, GgmlType::q8_0},
+                                   {b + "attn_v.weight", {32, 16}, GgmlType::q8_0},
+                                   {b + "attn_output.weight", {32, 32}, GgmlType::q8_0},
+                                   {b + "ffn_norm.weight", {32}, GgmlType::f32},
+                                   {b + "ffn_gate_inp.weight", {32, 4}, GgmlType::f32},
+                                   {b + "ffn_gate_exps.weight", {32, 24, 4}, GgmlType::q8_0},
+                                   {b + "ffn_up_exps.weight", {32, 24, 4}, GgmlType::q8_0},
+                                   {b + "ffn_down_exps.weight", {24, 32, 4}, GgmlType::f16}};  // 24: not whole blocks
+        want.insert(want.end(), layer.begin(), layer.end());
+    }
+    want.push_back({"output_norm.weight", {32}, GgmlType::f32});
+    want.push_back({"output.weight", {32, 96}, GgmlType::q8_0});
+    ASSERT_EQ(f.tensors().size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+        const GgufTensor& t = f.tensors()[i];
+        EXPECT_EQ(t.name, want[i].name);
+        EXPECT_EQ(std::vector<int64_t>(t.ne, t.ne + t.n_dims), want[i].ne) << t.name;
+        EXPECT_EQ(t.type, want[i].type) << t.name;
+        EXPECT_EQ(t.offset % 32, 0u) << t.name;
+    }
+    std::filesystem::remove(path);
+}
+
+TEST(GgufModel, QueryAndKeyRowsArePermutedForGgmlRope) {
+    // LlamaModel.permute: rows (heads, 2, hd/2) -> (heads, hd/2, 2). With hd = 8, GGUF row 1 of a
+    // head is HF row 4 (the first of the second half), GGUF row 2 is HF row 1.
+    const std::string path = convert(GgmlType::f32);
+    GgufFile f(path);
+    SafetensorsFile hf(kMixtral + "/model.safetensors");
+    const int64_t D = 32, hd = 8;
+    for (const char* which : {"q", "k"}) {
+        const std::vector<float> g = f.dequantize(std::string("blk.1.attn_") + which + ".weight");
+        const std::vector<float> h = hf.f32(std::string("model.layers.1.self_attn.") + which + "_proj.weight");
+        const int64_t heads = int64_t(h.size()) / (hd * D);
+        for (int64_t head = 0; head < heads; ++head)
+            for (int64_t r = 0; r < hd; ++r) {
+                const int64_t src = head * hd + (r % 2) * (hd / 2) + r / 2;  // HF row of GGUF row head*hd + r
+                EXPECT_TRUE(std::equal(g.begin() + (head * hd + r) * D, g.begin() + (head * hd + r + 1) * D,
+                                       h.begin() + src * D))
+                    << which << " head " << head << " row " << r;
+            }
+        EXPECT_FALSE(std::equal(g.begin(), g.end(), h.begin())) << which << ": not permuted at all";
+    }
+    // v and the output projection are not permuted.
+    EXPECT_EQ(f.dequantize("blk.1.attn_v.weight"), hf.f32("model.layers.1.self_attn.v_proj.weight"));
+    // Experts stacked: ffn_down_exps[e] is expert e's w2.
+    const std::vector<float> down = f.dequantize("blk.0.ffn_down_exps.weight");
+    const std::vector<float> w2 = hf.f32("model.layers.0.block_sparse_moe.experts.3.w2.weight");
+    EXPECT_TRUE(std::equal(w2.begin(), w2.end(), down.begin() + 3 * 32 * 24));
+    std::filesystem::remove(path);
+}
+
+TEST(GgufModel, TokenizerTravelsInTokenizerGgml) {
+    // A Mixtral-style model of V = 300 with a byte-level BPE tokenizer of 290 tokens (the rest
+    // padded, as convert_hf_to_gguf.py pads): ids, merges and logits survive the trip.
+    const std::string text = "In the beginning God created the heaven and the earth. And the earth was without form.";
+    BpeTokenizer tok = BpeTokenizer::train(text + text + text, 290, 2);
+    ModelConfig c;
+    c.vocab_size = 300;
+    c.num_layers = 2;
+    c.attn = {32, 4, 2, 0, 10000};
+    c.moe.d_model = 32;
+    c.moe.d_ff = 64;
+    c.moe.n_experts = 4;
+    c.moe.top_k = 2;
+    c.moe.router.training = false;
+    Model a(c);
+    model_params_init(a.p, c, 7);
+    const std::string dir = temp_path("tok_dir");
+    std::filesystem::remove_all(dir);
+    model_save_hf(dir, c, a.p, {128, 0, 0});
+    tok.save(dir + "/tokenizer.json");
+    const std::string path = temp_path("tok.gguf");
+    EXPECT_TRUE(gguf_convert_model_dir(dir, path, {}).empty());  // no notes: F32, tokenizer present
+    GgufFile f(path);
+    EXPECT_EQ(f.get<std::string>("tokenizer.ggml.model"), "gpt2");
+    EXPECT_EQ(f.get<std::string>("tokenizer.ggml.pre"), "gpt-2");
+    const std::vector<std::string> tokens = f.get_array<std::string>("tokenizer.ggml.tokens");
+    ASSERT_EQ(tokens.size(), 300u);
+    EXPECT_EQ(tokens[int64_t('A')], "A");
+    EXPECT_EQ(tokens[int64_t(' ')], "\xC4\xA0");  // byte 0x20 in GPT-2's alphabet: "Ġ"
+    EXPECT_EQ(tokens[299], "[PAD299]");
+    const std::vector<int32_t> types = f.get_array<int32_t>("tokenizer.ggml.token_type");
+    EXPECT_EQ(types[0], 1);
+    EXPECT_EQ(types[299], 4);
+    EXPECT_EQ(int64_t(f.get_array<std::string>("tokenizer.ggml.merges").size()), 290 - 256);
+    ASSERT_TRUE(gguf_has_tokenizer(f));
+    BpeTokenizer back = gguf_tokenizer(f);
+    EXPECT_EQ(back.vocab_size(), 300);
+    EXPECT_EQ(back.encode(text), tok.encode(text));
+    EXPECT_EQ(back.decode(tok.encode(text)), text);
+    Model b(gguf_model_config(f));
+    gguf_model_load_weights(f, b.c, b.p);
+    const std::vector<int32_t> ids = tok.encode(text);
+    EXPECT_EQ(b.logits(ids), a.logits(ids));  // F32 and an exact permutation round trip: bit-equal
+    std::filesystem::remove_all(dir);
+    std::filesystem::remove(path);
+}
+
+TEST(GgufModel, BadFilesAndModelsFailClearly) {
+    const std::string path = convert(GgmlType::f32), bad = temp_path("bad.gguf");
+    GgufFile f(path);
+    auto none = [](GgufWriter&, const std::string&) { return false; };
+    auto all = [](const std::string&) { return true; };
+    auto load = [&] {
+        GgufFile g(bad);
+        Model m(gguf_model_config(g));
+        gguf_model_load_weights(g, m.c, m.p);
+    };
+    rewrite(f, bad, [](GgufWriter& w, const std::string& k) {
+        if (k != "general.architecture") return false;
+        w.add_string(k, "qwen2moe");
+        return true;
+    }, all);
+    EXPECT_NE(error_of(load).find("general.architecture is \"qwen2moe\"; only \"llama\" with experts"), std::string::npos);
+    rewrite(f, bad, [](GgufWriter&, const std::string& k) { return k == "llama.expert_count"; }, all);
+    EXPECT_NE(error_of(load).find("a dense llama (llama.expert_count absent or 0)"), std::string::npos);
+    rewrite(f, bad, none, [](const std::string& n) { return n != "blk.1.ffn_up_exps.weight"; });
+    EXPECT_NE(error_of(load).find("has no tensor 'blk.1.ffn_up_exps.weight'; the file is incomplete"), std::string::npos);
+    rewrite(f, bad, [](GgufWriter& w, const std::string& k) {
+        if (k != "llama.feed_forward_length") return false;
+        w.add_u32(k, 32);
+        return true;
+    }, all);
+    EXPECT_NE(error_of(load).find("tensor 'blk.0.ffn_gate_exps.weight' has shape (4, 24, 32) (PyTorch order), the "
+                                  "metadata implies (4, 32, 32)"),
+              std::string::npos);
+    // A model llama.cpp's llama architecture cannot express: shared experts.
+    ModelConfig c = model_config_read(kMixtral + "/config.json");
+    c.moe.n_shared = 1;
+    c.moe.d_ff_shared = 8;
+    Model m(c);
+    const std::string dir = temp_path("shared_dir");
+    model_save_hf(dir, c, m.p, {64, 0, 0});
+    EXPECT_NE(error_of([&] { gguf_convert_model_dir(dir, bad, {}); }).find("is not a Mixtral-style model"),
+              std::string::npos);
+    GgufConvertOptions q2;
+    q2.outtype = GgmlType::q2_k;
+    EXPECT_NE(error_of([&] { gguf_convert_model_dir(kMixtral, bad, q2); }).find("outtype Q2_K is not supported"),
+              std::string::npos);
+    std::filesystem::remove_all(dir);
+    std::filesystem::remove(path);
+    std::filesystem::remove(bad);
+}
