@@ -161,6 +161,7 @@ TEST(GgufModel, MetadataNamesDimsAndTypesAreLlamaCpps) {
     EXPECT_EQ(f.get<std::string>("general.architecture"), "llama");
     EXPECT_EQ(f.get<std::string>("general.name"), "hf_mixtral_tiny");
     EXPECT_EQ(f.get<uint32_t>("general.file_type"), 7u);  // LLAMA_FTYPE_MOSTLY_Q8_0
+    EXPECT_EQ(f.get<uint32_t>("general.quantization_version"), 2u);
     const std::pair<const char*, uint32_t> u32s[] = {
         {"llama.context_length", 64}, {"llama.embedding_length", 32}, {"llama.block_count", 2},
         {"llama.feed_forward_length", 24}, {"llama.attention.head_count", 4}, {"llama.attention.head_count_kv", 2},
@@ -169,7 +170,10 @@ TEST(GgufModel, MetadataNamesDimsAndTypesAreLlamaCpps) {
     for (const auto& [key, v] : u32s) EXPECT_EQ(f.get<uint32_t>(key), v) << key;
     EXPECT_EQ(f.get<float>("llama.rope.freq_base"), 10000.0f);
     EXPECT_EQ(f.get<float>("llama.attention.layer_norm_rms_epsilon"), 1e-5f);
-    EXPECT_FALSE(f.has("tokenizer.ggml.model"));  // the fixture has no tokenizer.json
+    // The fixture has no tokenizer.json: llama.cpp's "no vocabulary" type, which it loads.
+    EXPECT_EQ(f.get<std::string>("tokenizer.ggml.model"), "no_vocab");
+    EXPECT_FALSE(f.has("tokenizer.ggml.tokens"));
+    EXPECT_FALSE(gguf_has_tokenizer(f));
     // (name, ggml dims ne[0..], type): ne[0] is the contiguous dim, PyTorch's last.
     struct Want {
         std::string name;

@@ -90,7 +90,8 @@ def main(model_dir, path):
         check(value(key) == np.float32(v), f"{key} = {value(key)}, want {v}")
     ftype = int(value(K.General.FILE_TYPE))
     qtype = FTYPE[ftype]
-    if K.Tokenizer.MODEL in fields:
+    check(K.Tokenizer.MODEL in fields, "missing tokenizer.ggml.model (llama.cpp requires it)")
+    if K.Tokenizer.MODEL in fields and value(K.Tokenizer.MODEL) != "no_vocab":
         check(value(K.Tokenizer.MODEL) == "gpt2", "tokenizer.ggml.model")
         for key in (K.Tokenizer.PRE, K.Tokenizer.LIST, K.Tokenizer.TOKEN_TYPE, K.Tokenizer.MERGES):
             check(key in fields, f"missing {key}")

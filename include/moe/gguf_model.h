@@ -48,8 +48,8 @@ void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& 
 // tokenizer.ggml.* of a gpt2-style byte-level BPE from a Hugging Face tokenizer.json (as
 // BpeTokenizer::load accepts), padded with "[PADi]" tokens to vocab_size.
 void gguf_write_tokenizer(GgufWriter& w, const std::string& tokenizer_json, int64_t vocab_size);
-// `moe convert`: <dir>/config.json + weights (+ tokenizer.json when present) -> out. Returns the
-// notes (skipped tokenizer, fallbacks). Throws naming the directory unless it is Mixtral-style.
+// `moe convert`: <dir>/config.json + weights (+ tokenizer.json when present; else
+// tokenizer.ggml.model = "no_vocab") -> out. Returns the notes (no tokenizer, fallbacks). Throws naming the directory unless it is Mixtral-style.
 std::vector<std::string> gguf_convert_model_dir(const std::string& dir, const std::string& out,
                                                 const GgufConvertOptions& o);
 
@@ -59,8 +59,8 @@ ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info = nullptr);
 // Fills p (from model_params_reserve of gguf_model_config(f)) with the dequantized weights, the
 // q/k permutation undone. Throws naming the tensor when one is missing or has other dims.
 void gguf_model_load_weights(const GgufFile& f, const ModelConfig& c, const ModelParams& p);
-// True when the file has tokenizer.ggml.model; gguf_tokenizer builds the BpeTokenizer (gpt2
-// model only).
+// True when the file has a vocabulary (tokenizer.ggml.model present and not "no_vocab" / "none");
+// gguf_tokenizer builds the BpeTokenizer (gpt2 model only).
 bool gguf_has_tokenizer(const GgufFile& f);
 BpeTokenizer gguf_tokenizer(const GgufFile& f);
 

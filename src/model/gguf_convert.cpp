@@ -125,9 +125,12 @@ std::vector<std::string> gguf_convert_model_dir(const std::string& dir, const st
     gguf_write_model(w, c, info, p, opts, &notes);
     if (std::filesystem::exists(dir + "/tokenizer.json"))
         gguf_write_tokenizer(w, dir + "/tokenizer.json", c.vocab_size);
-    else
-        notes.push_back(dir + " has no tokenizer.json: the GGUF carries no tokenizer metadata (llama.cpp and "
-                              "moe generate need one to run it from text)");
+    else {
+        // llama.cpp's vocabulary type NONE: it loads the model (token ids in, logits out) without one.
+        w.add_string("tokenizer.ggml.model", "no_vocab");
+        notes.push_back(dir + " has no tokenizer.json: the GGUF has tokenizer.ggml.model = \"no_vocab\" and no "
+                              "vocabulary (llama.cpp runs it on token ids; moe generate needs a tokenizer)");
+    }
     w.write(out);
     return notes;
 }

@@ -134,11 +134,15 @@ void gguf_model_load_weights(const GgufFile& f, const ModelConfig& c, const Mode
     }
 }
 
-bool gguf_has_tokenizer(const GgufFile& f) { return f.has("tokenizer.ggml.model"); }
+bool gguf_has_tokenizer(const GgufFile& f) {
+    if (!f.has("tokenizer.ggml.model")) return false;
+    const std::string model = f.get<std::string>("tokenizer.ggml.model");
+    return model != "no_vocab" && model != "none";
+}
 
 BpeTokenizer gguf_tokenizer(const GgufFile& f) {
     const std::string& path = f.path();
-    MOE_CHECK(gguf_has_tokenizer(f), kOp, path + " has no tokenizer.ggml.model; it carries no tokenizer");
+    MOE_CHECK(gguf_has_tokenizer(f), kOp, path + " carries no tokenizer (tokenizer.ggml.model absent or \"no_vocab\")");
     const std::string model = f.get<std::string>("tokenizer.ggml.model");
     MOE_CHECK(model == "gpt2", kOp,
               path + ": tokenizer.ggml.model is \"" + model + "\"; only \"gpt2\" (byte-level BPE) is supported");
