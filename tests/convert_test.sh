@@ -23,4 +23,8 @@ done
 if out=$("$moe" convert -m "$work/inter" -o "$work/inter.gguf" 2>&1); then echo "FAIL: converted a dense/MoE interleave"; exit 1; fi
 echo "$out" | grep -q "is not a Mixtral-style model" || { echo "FAIL: unclear error: $out"; exit 1; }
 [ ! -e "$work/inter.gguf" ] || { echo "FAIL: a refused conversion left a file"; exit 1; }
+# Without tokenizer.json: a "no_vocab" GGUF, which moe generate refuses with the reason.
+"$moe" convert -m "$(dirname "$corpus")/hf_mixtral_tiny" -o "$work/tiny.gguf" > /dev/null 2>&1
+if out=$("$moe" generate -m "$work/tiny.gguf" -n 1 2>&1); then echo "FAIL: generated without a tokenizer"; exit 1; fi
+echo "$out" | grep -q "has no tokenizer metadata" || { echo "FAIL: unclear error: $out"; exit 1; }
 echo "PASS"
