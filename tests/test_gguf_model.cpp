@@ -46,8 +46,10 @@ struct Model {
     }
 };
 
+// A file per test and type: ctest runs the tests of this file in parallel processes.
 std::string convert(GgmlType type) {
-    const std::string out = temp_path(std::string(ggml_type_name(type)) + ".gguf");
+    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    const std::string out = temp_path(test + "_" + ggml_type_name(type) + ".gguf");
     GgufConvertOptions o;
     o.outtype = type;
     gguf_convert_model_dir(kMixtral, out, o);
@@ -285,7 +287,7 @@ TEST(GgufModel, TokenizerTravelsInTokenizerGgml) {
 }
 
 TEST(GgufModel, BadFilesAndModelsFailClearly) {
-    const std::string path = convert(GgmlType::f32), bad = temp_path("bad.gguf");
+    const std::string path = convert(GgmlType::f32), bad = temp_path("BadFiles_bad.gguf");
     GgufFile f(path);
     auto none = [](GgufWriter&, const std::string&) { return false; };
     auto all = [](const std::string&) { return true; };
