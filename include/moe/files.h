@@ -2,6 +2,8 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace moe {
 
@@ -14,5 +16,7 @@ nlohmann::json read_json_file(const std::string& path, const char* op, const std
 // Writes `content` to a temporary file beside `path`, fsyncs it, renames it over `path` and
 // fsyncs the directory: a crash leaves the old file or the new one, never half of one.
 void write_file_atomic(const std::string& path, const std::string& content, const char* op);
+// The same with the content in pieces, written one after another (no concatenated copy).
+void write_file_atomic_parts(const std::string& path, const std::vector<std::string_view>& parts, const char* op);
 
 }  // namespace moe

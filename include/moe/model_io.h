@@ -34,7 +34,8 @@ ModelConfig model_config_read(const std::string& path, ModelFileInfo* info = nul
 void model_save_hf(const std::string& dir, const ModelConfig& c, const ModelParams& p, const ModelFileInfo& info);
 // Fills p from <dir>/model.safetensors (Hugging Face names, one matrix per expert) or, when the
 // directory has none, from <dir>/checkpoint.safetensors of `moe train` (stacked experts). Throws
-// naming the file and the tensor when one is missing or has the wrong shape or dtype.
+// naming the file and the tensor when one is missing or has the wrong shape or dtype. `dir` may
+// also be a .gguf file (gguf_model_load_weights; include/moe/gguf_model.h).
 void model_load_weights(const std::string& dir, const ModelConfig& c, const ModelParams& p);
 
 }  // namespace moe

@@ -56,6 +56,17 @@ void dequantize_row(const DequantTable& table, GgmlType type, const void* src, f
 
 // IEEE half to float, exact (subnormals, infinities; a NaN stays NaN, quieted as F16C does).
 float fp16_to_fp32(uint16_t h);
+// Float to IEEE half, rounded to nearest even (subnormals; overflow to infinity), as numpy's
+// astype(float16) and ggml's GGML_FP32_TO_FP16 round.
+uint16_t fp32_to_fp16(float f);
+
+// Quantizes n values (a multiple of the block size) of src into dst (ggml_row_bytes(type, n)
+// bytes): F32, F16, BF16, Q8_0 and Q4_0, bit-identical to ggml's quantize_row_*_ref and
+// gguf-py's gguf.quants.quantize (kernels/ref/quantize_ref.cpp). Throws naming the type when
+// it cannot be quantized or n is not a whole number of blocks.
+void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
+// True when quantize_row supports the type.
+bool can_quantize(GgmlType type);
 
 extern const DequantTable kDequantScalar;
 extern const DequantTable kDequantAvx2;

@@ -21,6 +21,11 @@ public:
     // A Hugging Face tokenizer.json with a BPE model and the ByteLevel pre-tokenizer; throws
     // naming the file and the problem otherwise.
     static BpeTokenizer load(const std::string& path);
+    // From the vocab (id -> token) and merges ("left right", in rank order) as tokenizer.json
+    // spells them (GPT-2's byte-to-unicode form), e.g. a GGUF's tokenizer.ggml.tokens / merges.
+    // `path` names the source in errors.
+    static BpeTokenizer from_vocab(const std::vector<std::string>& tokens, const std::vector<std::string>& merges,
+                                   const std::string& path);
     // Writes tokenizer.json atomically (temp file + rename).
     void save(const std::string& path) const;
 

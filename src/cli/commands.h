@@ -15,5 +15,6 @@ void register_generate(CLI::App& app);
 void register_upcycle(CLI::App& app);
 void register_run(CLI::App& app);
 void register_inspect(CLI::App& app);
+void register_convert(CLI::App& app);
 
 }  // namespace moe::cli

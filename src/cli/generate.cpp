@@ -1,7 +1,9 @@
 // moe generate: samples from a model directory (moe train --out, moe upcycle --out: config.json,
-// tokenizer.json, model.safetensors or checkpoint.safetensors), with llama.cpp-style flags.
+// tokenizer.json, model.safetensors or checkpoint.safetensors) or a Mixtral GGUF with tokenizer
+// metadata (moe convert), with llama.cpp-style flags.
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -9,6 +11,7 @@
 #include "sampling.h"
 #include "moe/error.h"
 #include "moe/gemm.h"
+#include "moe/gguf_model.h"
 #include "moe/model_io.h"
 #include "moe/safetensors.h"
 
@@ -40,16 +43,24 @@ void write_prompt_logits(const std::string& path, const ModelConfig& c, const Mo
 void run_generate(const GenerateOptions& o) {
     if (o.threads > 0) set_num_threads(o.threads);
     ModelFileInfo info;
-    const ModelConfig c = model_config_read(o.model + "/config.json", &info);
-    BpeTokenizer tok = BpeTokenizer::load(o.model + "/tokenizer.json");
+    // A .gguf file (moe convert, or llama.cpp's converter for Mixtral) or a model directory.
+    const bool gguf = std::filesystem::is_regular_file(o.model) && gguf_has_magic(o.model);
+    std::unique_ptr<GgufFile> file = gguf ? std::make_unique<GgufFile>(o.model) : nullptr;
+    const ModelConfig c = gguf ? gguf_model_config(*file, &info) : model_config_read(o.model + "/config.json", &info);
+    MOE_CHECK(!gguf || gguf_has_tokenizer(*file), "generate",
+              o.model + " has no tokenizer metadata (tokenizer.ggml.*); convert a directory that has tokenizer.json");
+    BpeTokenizer tok = gguf ? gguf_tokenizer(*file) : BpeTokenizer::load(o.model + "/tokenizer.json");
     MOE_CHECK(tok.vocab_size() == c.vocab_size, "generate",
-              o.model + ": tokenizer.json has " + std::to_string(tok.vocab_size()) + " tokens, config.json says " +
+              o.model + ": the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens, the model " +
                   std::to_string(c.vocab_size));
     Arena arena;
     ModelSlots slots = model_params_reserve(arena, c);
     arena.allocate();
     ModelParams p = model_params_point(arena, slots, c);
-    model_load_weights(o.model, c, p);
+    if (gguf)
+        gguf_model_load_weights(*file, c, p);
+    else
+        model_load_weights(o.model, c, p);
     if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, p, tok.encode(o.prompt));
     Rng rng(o.seed);
     const int64_t ctx = o.ctx > 0 ? o.ctx : info.max_position_embeddings;
@@ -61,7 +72,7 @@ void run_generate(const GenerateOptions& o) {
 void register_generate(CLI::App& app) {
     auto o = std::make_shared<GenerateOptions>();
     CLI::App* cmd = app.add_subcommand("generate", "sample text from a model trained by moe train");
-    cmd->add_option("-m,--model", o->model, "the run directory of moe train (--out)");
+    cmd->add_option("-m,--model", o->model, "the run directory of moe train (--out), or a .gguf file");
     cmd->add_option("-p,--prompt", o->prompt, "prompt");
     cmd->add_option("-n,--n-predict", o->n, "tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 20));
     cmd->add_option("-c,--ctx-size", o->ctx, "context window (default: the training context)")->check(CLI::Range(int64_t(0), int64_t(1) << 20));

@@ -1,5 +1,5 @@
-// moe: the command-line program (moe bench | info | inspect; train, run, serve, convert come with their
-// issues). Errors from bad input print one line and exit 1; nothing aborts.
+// moe: the command-line program (moe bench | info | inspect | train | generate | upcycle | convert;
+// run and serve come with their issues). Errors from bad input print one line and exit 1; nothing aborts.
 #include <cstdio>
 #include <exception>
 
@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     moe::cli::register_upcycle(app);
     moe::cli::register_run(app);
     moe::cli::register_inspect(app);
+    moe::cli::register_convert(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -31,19 +31,25 @@ nlohmann::json read_json_file(const std::string& path, const char* op, const std
 }
 
 void write_file_atomic(const std::string& path, const std::string& content, const char* op) {
+    write_file_atomic_parts(path, {std::string_view(content)}, op);
+}
+
+void write_file_atomic_parts(const std::string& path, const std::vector<std::string_view>& parts, const char* op) {
     const std::string tmp = path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     MOE_CHECK(fd >= 0, op, "cannot create " + tmp + "; check the directory exists and is writable");
-    const char* p = content.data();
-    size_t n = content.size();
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0) {
-            ::close(fd);
-            throw Error(std::string("[") + op + "] writing " + tmp + " failed (disk full?)");
+    for (std::string_view part : parts) {
+        const char* p = part.data();
+        size_t n = part.size();
+        while (n > 0) {
+            ssize_t w = ::write(fd, p, n);
+            if (w < 0) {
+                ::close(fd);
+                throw Error(std::string("[") + op + "] writing " + tmp + " failed (disk full?)");
+            }
+            p += w;
+            n -= size_t(w);
         }
-        p += w;
-        n -= size_t(w);
     }
     const bool synced = ::fsync(fd) == 0;
     ::close(fd);

@@ -7,6 +7,7 @@
 
 #include "moe/error.h"
 #include "moe/files.h"
+#include "moe/gguf_model.h"
 #include "moe/safetensors.h"
 
 namespace moe {
@@ -156,6 +157,10 @@ void model_save_hf(const std::string& dir, const ModelConfig& c, const ModelPara
 }
 
 void model_load_weights(const std::string& dir, const ModelConfig& c, const ModelParams& p) {
+    if (std::filesystem::is_regular_file(dir) && gguf_has_magic(dir)) {
+        gguf_model_load_weights(GgufFile(dir), c, p);
+        return;
+    }
     const bool hf = std::filesystem::exists(dir + "/model.safetensors");
     const std::string path = dir + (hf ? "/model.safetensors" : "/checkpoint.safetensors");
     MOE_CHECK(hf || std::filesystem::exists(path), "model_load",

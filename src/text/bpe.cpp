@@ -324,33 +324,41 @@ BpeTokenizer BpeTokenizer::load(const std::string& path) {
     const nlohmann::json& m = j["model"];
     MOE_CHECK(m.contains("vocab") && m["vocab"].is_object() && m.contains("merges") && m["merges"].is_array(),
               "tokenizer", path + ": model.vocab (object) and model.merges (array) are required");
-    BpeTokenizer t;
-    t.tokens_.resize(m["vocab"].size());
-    std::vector<bool> seen(t.tokens_.size(), false);
+    std::vector<std::string> tokens(m["vocab"].size());
+    std::vector<bool> seen(tokens.size(), false);
     for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
         MOE_CHECK(it.value().is_number_integer(), "tokenizer", path + ": vocab id of '" + it.key() + "' is not an integer");
         int64_t id = it.value().get<int64_t>();
-        MOE_CHECK(id >= 0 && id < int64_t(t.tokens_.size()) && !seen[size_t(id)], "tokenizer",
+        MOE_CHECK(id >= 0 && id < int64_t(tokens.size()) && !seen[size_t(id)], "tokenizer",
                   path + ": vocab ids must be 0..n-1 without repeats; '" + it.key() + "' has " + std::to_string(id));
-        t.tokens_[size_t(id)] = token_from_json(it.key(), path);
+        tokens[size_t(id)] = it.key();
         seen[size_t(id)] = true;
     }
-    t.index();
+    std::vector<std::string> merges;
     for (const nlohmann::json& mj : m["merges"]) {
-        std::string a, b;
         if (mj.is_string()) {
-            const std::string s = mj.get<std::string>();
-            const size_t sp = s.find(' ');
-            MOE_CHECK(sp != std::string::npos, "tokenizer", path + ": merge '" + s + "' is not 'left right'");
-            a = s.substr(0, sp), b = s.substr(sp + 1);
+            merges.push_back(mj.get<std::string>());
         } else {
             MOE_CHECK(mj.is_array() && mj.size() == 2, "tokenizer", path + ": a merge must be \"a b\" or [\"a\", \"b\"]");
-            a = mj[0].get<std::string>(), b = mj[1].get<std::string>();
+            merges.push_back(mj[0].get<std::string>() + " " + mj[1].get<std::string>());
         }
-        a = token_from_json(a, path), b = token_from_json(b, path);
+    }
+    return from_vocab(tokens, merges, path);
+}
+
+BpeTokenizer BpeTokenizer::from_vocab(const std::vector<std::string>& tokens, const std::vector<std::string>& merges,
+                                      const std::string& path) {
+    BpeTokenizer t;
+    t.tokens_.reserve(tokens.size());
+    for (const std::string& tok : tokens) t.tokens_.push_back(token_from_json(tok, path));
+    t.index();
+    for (const std::string& s : merges) {
+        const size_t sp = s.find(' ');
+        MOE_CHECK(sp != std::string::npos, "tokenizer", path + ": merge '" + s + "' is not 'left right'");
+        const std::string a = token_from_json(s.substr(0, sp), path), b = token_from_json(s.substr(sp + 1), path);
         auto ia = t.ids_.find(a), ib = t.ids_.find(b), iab = t.ids_.find(a + b);
         MOE_CHECK(ia != t.ids_.end() && ib != t.ids_.end() && iab != t.ids_.end(), "tokenizer",
-                  path + ": merge " + mj.dump() + " uses or makes a token missing from the vocab");
+                  path + ": merge '" + s + "' uses or makes a token missing from the vocab");
         t.merges_.push_back({ia->second, ib->second});
     }
     t.index();

@@ -1,0 +1,67 @@
+// Mixtral-style models as GGUF, the way llama.cpp's convert_hf_to_gguf.py writes Mixtral
+// (architecture "llama" with llama.expert_count > 0): `moe convert` writes one from a model
+// directory, and a .gguf loads for generation (weights dequantized to f32 at load).
+// docs/formats.md, "Writing GGUF", has the name and metadata mapping and the q/k permutation.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "moe/gguf.h"
+#include "moe/gguf_write.h"
+#include "moe/model.h"
+#include "moe/model_io.h"
+#include "moe/tokenizer.h"
+
+namespace moe {
+
+// One tensor of a Mixtral-style model under its GGUF name.
+struct GgufModelTensor {
+    std::string name;         // "blk.0.attn_q.weight"
+    TensorView view;          // our tensor, PyTorch order (experts stacked: (E, F, D), (E, D, F))
+    int64_t rope_heads = 0;   // > 0: rows permuted for ggml's RoPE (q: H heads, k: Hkv heads)
+    bool keep_f32 = false;    // norms and the router stay F32 whatever the outtype (as llama.cpp)
+};
+// Every tensor of the model in llama.cpp's order: token_embd, per layer attn_norm, attn_q / k /
+// v / output, ffn_norm, ffn_gate_inp, ffn_gate_exps / up_exps / down_exps; output_norm, output
+// (absent when the embedding is tied). Throws unless model_is_mixtral(c).
+std::vector<GgufModelTensor> gguf_model_tensors(const ModelParams& p, const ModelConfig& c);
+
+// HF's rotate_half layout -> ggml's interleaved pairs, and back: within each head of hd rows,
+// row s * hd/2 + j moves to 2 j + s (convert_hf_to_gguf.py's LlamaModel.permute). x is
+// (heads hd, cols), row-major.
+void gguf_rope_permute(float* out, const float* x, int64_t heads, int64_t hd, int64_t cols);
+void gguf_rope_unpermute(float* out, const float* x, int64_t heads, int64_t hd, int64_t cols);
+
+struct GgufConvertOptions {
+    GgmlType outtype = GgmlType::f32;  // of the 2-D / 3-D matrices: F32 F16 BF16 Q8_0 Q4_0
+    std::string name;                  // general.name; empty: the directory's name
+};
+
+// llama.cpp's general.file_type (llama_ftype) for an outtype: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 32 BF16.
+uint32_t gguf_file_type(GgmlType outtype);
+
+// Writes the model (metadata and tensors) into w. Notes (tensors stored as another type than
+// the outtype, and why) are appended to `notes`.
+void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info, const ModelParams& p,
+                      const GgufConvertOptions& o, std::vector<std::string>* notes);
+// tokenizer.ggml.* of a gpt2-style byte-level BPE from a Hugging Face tokenizer.json (as
+// BpeTokenizer::load accepts), padded with "[PADi]" tokens to vocab_size.
+void gguf_write_tokenizer(GgufWriter& w, const std::string& tokenizer_json, int64_t vocab_size);
+// `moe convert`: <dir>/config.json + weights (+ tokenizer.json when present; else
+// tokenizer.ggml.model = "no_vocab") -> out. Returns the notes (no tokenizer, fallbacks). Throws naming the directory unless it is Mixtral-style.
+std::vector<std::string> gguf_convert_model_dir(const std::string& dir, const std::string& out,
+                                                const GgufConvertOptions& o);
+
+// The model a GGUF describes; throws naming the file and the key for another architecture, a
+// dense llama, or a missing or impossible hyper-parameter.
+ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info = nullptr);
+// Fills p (from model_params_reserve of gguf_model_config(f)) with the dequantized weights, the
+// q/k permutation undone. Throws naming the tensor when one is missing or has other dims.
+void gguf_model_load_weights(const GgufFile& f, const ModelConfig& c, const ModelParams& p);
+// True when the file has a vocabulary (tokenizer.ggml.model present and not "no_vocab" / "none");
+// gguf_tokenizer builds the BpeTokenizer (gpt2 model only).
+bool gguf_has_tokenizer(const GgufFile& f);
+BpeTokenizer gguf_tokenizer(const GgufFile& f);
+
+}  // namespace moe

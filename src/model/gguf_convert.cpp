@@ -1,0 +1,138 @@
+// A model directory -> GGUF, as llama.cpp's convert_hf_to_gguf.py writes Mixtral (include/moe/
+// gguf_model.h; docs/formats.md, "Writing GGUF"): llama.* hyper-parameters, the gpt2 tokenizer,
+// llama.cpp's tensor names, q / k rows permuted for ggml's RoPE, norms and router in F32.
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "moe/error.h"
+#include "moe/files.h"
+#include "moe/gguf_model.h"
+
+namespace moe {
+namespace {
+
+constexpr const char* kOp = "convert";
+constexpr uint32_t kQuantVersion = 2;  // GGML_QNT_VERSION: the layout of Q4_0 / Q8_0 blocks
+
+// The type a matrix gets: the outtype when its rows are whole blocks; otherwise F16, as
+// convert_hf_to_gguf.py falls back when gguf.quants.quantize refuses a shape.
+GgmlType matrix_type(const std::string& name, int64_t row, GgmlType outtype, std::vector<std::string>* notes) {
+    if (row % ggml_type_info(outtype).block_size == 0) return outtype;
+    if (notes)
+        notes->push_back(name + ": rows of " + std::to_string(row) + " are not whole " + ggml_type_name(outtype) +
+                         " blocks; stored as F16 (as convert_hf_to_gguf.py falls back)");
+    return GgmlType::f16;
+}
+
+}  // namespace
+
+uint32_t gguf_file_type(GgmlType outtype) {
+    switch (outtype) {
+        case GgmlType::f32: return 0;
+        case GgmlType::f16: return 1;
+        case GgmlType::q4_0: return 2;
+        case GgmlType::q8_0: return 7;
+        case GgmlType::bf16: return 32;
+        default:
+            fail(kOp, std::string("outtype ") + ggml_type_name(outtype) + " is not supported; use f32, f16, bf16, q8_0 or q4_0");
+    }
+}
+
+void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info, const ModelParams& p,
+                      const GgufConvertOptions& o, std::vector<std::string>* notes) {
+    const std::vector<GgufModelTensor> tensors = gguf_model_tensors(p, c);  // throws unless Mixtral-style
+    w.add_string("general.architecture", "llama");
+    w.add_string("general.name", o.name.empty() ? "moe" : o.name);
+    w.add_u32("general.file_type", gguf_file_type(o.outtype));
+    w.add_u32("general.quantization_version", kQuantVersion);
+    w.add_u32("llama.vocab_size", uint32_t(c.vocab_size));
+    w.add_u32("llama.context_length", uint32_t(info.max_position_embeddings));
+    w.add_u32("llama.embedding_length", uint32_t(c.hidden()));
+    w.add_u32("llama.block_count", uint32_t(c.num_layers));
+    w.add_u32("llama.feed_forward_length", uint32_t(c.moe.d_ff));
+    w.add_u32("llama.attention.head_count", uint32_t(c.attn.n_heads));
+    w.add_u32("llama.attention.head_count_kv", uint32_t(c.attn.n_kv_heads));
+    w.add_f32("llama.rope.freq_base", float(c.attn.rope_theta));
+    w.add_f32("llama.attention.layer_norm_rms_epsilon", float(c.rms_norm_eps));
+    w.add_u32("llama.expert_count", uint32_t(c.moe.n_experts));
+    w.add_u32("llama.expert_used_count", uint32_t(c.moe.top_k));
+    w.add_u32("llama.rope.dimension_count", uint32_t(c.attn.hd()));
+    std::vector<float> permuted;
+    for (const GgufModelTensor& t : tensors) {
+        const TensorView& v = t.view;
+        std::vector<int64_t> shape(v.shape.dims, v.shape.dims + v.shape.ndim);
+        const float* data = v.f32();
+        if (t.rope_heads > 0) {
+            permuted.resize(size_t(v.numel()));
+            gguf_rope_permute(permuted.data(), data, t.rope_heads, c.attn.hd(), c.hidden());
+            data = permuted.data();
+        }
+        const bool matrix = shape.size() >= 2 && !t.keep_f32;
+        const GgmlType type = matrix ? matrix_type(t.name, shape.back(), o.outtype, notes) : GgmlType::f32;
+        w.add_tensor_f32(t.name, type, shape, data);
+    }
+}
+
+void gguf_write_tokenizer(GgufWriter& w, const std::string& tokenizer_json, int64_t vocab_size) {
+    BpeTokenizer::load(tokenizer_json);  // the same checks as generation: ByteLevel BPE, a sound vocab
+    const nlohmann::json j = read_json_file(tokenizer_json, kOp);
+    const nlohmann::json& vocab = j["model"]["vocab"];
+    MOE_CHECK(int64_t(vocab.size()) <= vocab_size, kOp,
+              tokenizer_json + " has " + std::to_string(vocab.size()) + " tokens but the model's vocab_size is " +
+                  std::to_string(vocab_size) + "; the tokenizer belongs to another model");
+    std::vector<std::string> tokens(static_cast<size_t>(vocab_size));
+    std::vector<int32_t> types(size_t(vocab_size), 4);  // USER_DEFINED for the "[PADi]" fillers
+    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+        tokens[it.value().get<size_t>()] = it.key();
+        types[it.value().get<size_t>()] = 1;  // NORMAL
+    }
+    for (const nlohmann::json& a : j.value("added_tokens", nlohmann::json::array()))
+        if (a.value("special", false) && a.contains("id") && a["id"].get<int64_t>() < vocab_size)
+            types[a["id"].get<size_t>()] = 3;  // CONTROL
+    for (int64_t i = int64_t(vocab.size()); i < vocab_size; ++i) tokens[size_t(i)] = "[PAD" + std::to_string(i) + "]";
+    std::vector<std::string> merges;
+    for (const nlohmann::json& m : j["model"]["merges"])
+        merges.push_back(m.is_string() ? m.get<std::string>() : m[0].get<std::string>() + " " + m[1].get<std::string>());
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_string("tokenizer.ggml.pre", "gpt-2");  // GPT-2's ByteLevel regex (BpeTokenizer::pre_tokenize)
+    w.add_strings("tokenizer.ggml.tokens", tokens);
+    w.add_i32s("tokenizer.ggml.token_type", types);
+    w.add_strings("tokenizer.ggml.merges", merges);
+}
+
+std::vector<std::string> gguf_convert_model_dir(const std::string& dir, const std::string& out,
+                                                const GgufConvertOptions& o) {
+    ModelFileInfo info;
+    const ModelConfig c = model_config_read(dir + "/config.json", &info);
+    MOE_CHECK(model_is_mixtral(c), kOp,
+              dir + " is not a Mixtral-style model (config.json says \"MoeForCausalLM\"): llama.cpp's llama "
+                    "architecture needs every layer MoE with a softmax top-k router, renormalised weights, no "
+                    "shared experts and no capacity limit; such models cannot be converted");
+    gguf_file_type(o.outtype);  // an unsupported outtype fails before the weights are read
+    Arena arena;
+    ModelSlots slots = model_params_reserve(arena, c);
+    arena.allocate();
+    const ModelParams p = model_params_point(arena, slots, c);
+    model_load_weights(dir, c, p);
+    std::vector<std::string> notes;
+    GgufWriter w;
+    GgufConvertOptions opts = o;
+    if (opts.name.empty()) opts.name = std::filesystem::path(dir).lexically_normal().filename().string();
+    if (opts.name.empty()) opts.name = std::filesystem::path(dir).lexically_normal().parent_path().filename().string();
+    gguf_write_model(w, c, info, p, opts, &notes);
+    if (std::filesystem::exists(dir + "/tokenizer.json"))
+        gguf_write_tokenizer(w, dir + "/tokenizer.json", c.vocab_size);
+    else {
+        // llama.cpp's vocabulary type NONE: it loads the model (token ids in, logits out) without one.
+        w.add_string("tokenizer.ggml.model", "no_vocab");
+        notes.push_back(dir + " has no tokenizer.json: the GGUF has tokenizer.ggml.model = \"no_vocab\" and no "
+                              "vocabulary (llama.cpp runs it on token ids; moe generate needs a tokenizer)");
+    }
+    w.write(out);
+    return notes;
+}
+
+}  // namespace moe

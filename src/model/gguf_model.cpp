@@ -1,0 +1,155 @@
+// A Mixtral-style model from a GGUF (include/moe/gguf_model.h): the tensor names shared with the
+// writer (gguf_convert.cpp), the q/k permutation, the hyper-parameters from llama.* metadata,
+// the weights dequantized to f32, and the gpt2-style tokenizer.
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "moe/error.h"
+#include "moe/gguf_model.h"
+
+namespace moe {
+namespace {
+
+constexpr const char* kOp = "gguf_model";
+
+std::string dims_str(const std::vector<int64_t>& s) {
+    std::string o = "(";
+    for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+    return o + ")";
+}
+
+}  // namespace
+
+std::vector<GgufModelTensor> gguf_model_tensors(const ModelParams& p, const ModelConfig& c) {
+    MOE_CHECK(model_is_mixtral(c), kOp,
+              "only Mixtral-style models map to GGUF (llama architecture with experts): every layer MoE with a "
+              "softmax top-k router, renormalised weights, no shared experts, no capacity, head_dim = D / H");
+    std::vector<GgufModelTensor> t;
+    t.push_back({"token_embd.weight", p.embed, 0, false});
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        const ModelLayerParams& L = p.layers[size_t(l)];
+        const std::string b = "blk." + std::to_string(l) + ".";
+        t.push_back({b + "attn_norm.weight", L.input_norm, 0, true});
+        t.push_back({b + "attn_q.weight", L.attn.q_proj, c.attn.n_heads, false});
+        t.push_back({b + "attn_k.weight", L.attn.k_proj, c.attn.n_kv_heads, false});
+        t.push_back({b + "attn_v.weight", L.attn.v_proj, 0, false});
+        t.push_back({b + "attn_output.weight", L.attn.o_proj, 0, false});
+        t.push_back({b + "ffn_norm.weight", L.post_norm, 0, true});
+        t.push_back({b + "ffn_gate_inp.weight", L.moe.router, 0, true});
+        t.push_back({b + "ffn_gate_exps.weight", L.moe.w1, 0, false});
+        t.push_back({b + "ffn_up_exps.weight", L.moe.w3, 0, false});
+        t.push_back({b + "ffn_down_exps.weight", L.moe.w2, 0, false});
+    }
+    t.push_back({"output_norm.weight", p.final_norm, 0, true});
+    if (!c.tie_word_embeddings) t.push_back({"output.weight", p.lm_head, 0, false});
+    return t;
+}
+
+void gguf_rope_permute(float* out, const float* x, int64_t heads, int64_t hd, int64_t cols) {
+    const int64_t half = hd / 2;
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t s = 0; s < 2; ++s)
+            for (int64_t j = 0; j < half; ++j)
+                std::memcpy(out + (h * hd + 2 * j + s) * cols, x + (h * hd + s * half + j) * cols, size_t(cols) * 4);
+}
+
+void gguf_rope_unpermute(float* out, const float* x, int64_t heads, int64_t hd, int64_t cols) {
+    const int64_t half = hd / 2;
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t s = 0; s < 2; ++s)
+            for (int64_t j = 0; j < half; ++j)
+                std::memcpy(out + (h * hd + s * half + j) * cols, x + (h * hd + 2 * j + s) * cols, size_t(cols) * 4);
+}
+
+ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info) {
+    const std::string& path = f.path();
+    MOE_CHECK(f.has("general.architecture"), kOp,
+              path + " has no general.architecture; is it a model GGUF (llama.cpp's convert_hf_to_gguf.py, moe convert)?");
+    const std::string arch = f.get<std::string>("general.architecture");
+    MOE_CHECK(arch == "llama", kOp,
+              path + ": general.architecture is \"" + arch +
+                  "\"; only \"llama\" with experts (Mixtral, as convert_hf_to_gguf.py writes it) is supported");
+    auto need = [&](const std::string& key) {
+        MOE_CHECK(f.has(key), kOp, path + " has no " + key + "; it is required for a llama GGUF");
+        return f.get_int(key);
+    };
+    auto f32_or = [&](const std::string& key, float fallback) {
+        return f.has(key) ? f.get<float>(key) : fallback;
+    };
+    const int64_t experts = f.has("llama.expert_count") ? f.get_int("llama.expert_count") : 0;
+    MOE_CHECK(experts > 0, kOp,
+              path + ": a dense llama (llama.expert_count absent or 0); only Mixtral-style MoE models load here");
+    ModelConfig c;
+    c.num_layers = need("llama.block_count");
+    c.attn.d_model = need("llama.embedding_length");
+    c.attn.n_heads = need("llama.attention.head_count");
+    c.attn.n_kv_heads = f.has("llama.attention.head_count_kv") ? f.get_int("llama.attention.head_count_kv") : c.attn.n_heads;
+    c.attn.rope_theta = f32_or("llama.rope.freq_base", 10000.0f);
+    c.rms_norm_eps = f32_or("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    if (c.attn.n_heads > 0 && f.has("llama.rope.dimension_count")) {
+        const int64_t rope = f.get_int("llama.rope.dimension_count");
+        MOE_CHECK(rope == c.attn.d_model / c.attn.n_heads, kOp,
+                  path + ": llama.rope.dimension_count " + std::to_string(rope) + " differs from the head size " +
+                      std::to_string(c.attn.d_model / c.attn.n_heads) + "; partial RoPE is not implemented");
+    }
+    MOE_CHECK(f.has_tensor("token_embd.weight"), kOp, path + " has no tensor 'token_embd.weight'; the file is incomplete");
+    const GgufTensor& embd = f.tensor("token_embd.weight");
+    c.vocab_size = f.has("llama.vocab_size") ? f.get_int("llama.vocab_size") : embd.ne[1];
+    c.tie_word_embeddings = !f.has_tensor("output.weight");
+    MoeLayerConfig& m = c.moe;
+    m.d_model = c.attn.d_model;
+    m.d_ff = need("llama.feed_forward_length");
+    m.n_experts = experts;
+    m.top_k = need("llama.expert_used_count");
+    m.renormalize = true;
+    m.router.training = false;
+    if (info) info->max_position_embeddings = f.has("llama.context_length") ? f.get_int("llama.context_length") : 4096;
+    try {
+        model_validate(c);
+    } catch (const Error& e) {
+        fail(kOp, path + " describes an impossible model: " + e.what());
+    }
+    return c;
+}
+
+void gguf_model_load_weights(const GgufFile& f, const ModelConfig& c, const ModelParams& p) {
+    const std::string& path = f.path();
+    std::vector<float> tmp;
+    for (const GgufModelTensor& t : gguf_model_tensors(p, c)) {
+        MOE_CHECK(f.has_tensor(t.name), kOp,
+                  path + " has no tensor '" + t.name + "'; the file is incomplete or not a Mixtral-style llama GGUF");
+        const std::vector<int64_t> got = f.tensor(t.name).shape();
+        const std::vector<int64_t> want(t.view.shape.dims, t.view.shape.dims + t.view.shape.ndim);
+        MOE_CHECK(got == want, kOp,
+                  path + ": tensor '" + t.name + "' has shape " + dims_str(got) + " (PyTorch order), the metadata implies " +
+                      dims_str(want) + "; the tensors belong to another configuration");
+        std::vector<float> v = f.dequantize(t.name);
+        if (t.rope_heads > 0) {
+            tmp.resize(v.size());
+            gguf_rope_unpermute(tmp.data(), v.data(), t.rope_heads, c.attn.hd(), c.hidden());
+            v.swap(tmp);
+        }
+        std::memcpy(t.view.data, v.data(), v.size() * sizeof(float));
+    }
+}
+
+bool gguf_has_tokenizer(const GgufFile& f) {
+    if (!f.has("tokenizer.ggml.model")) return false;
+    const std::string model = f.get<std::string>("tokenizer.ggml.model");
+    return model != "no_vocab" && model != "none";
+}
+
+BpeTokenizer gguf_tokenizer(const GgufFile& f) {
+    const std::string& path = f.path();
+    MOE_CHECK(gguf_has_tokenizer(f), kOp, path + " carries no tokenizer (tokenizer.ggml.model absent or \"no_vocab\")");
+    const std::string model = f.get<std::string>("tokenizer.ggml.model");
+    MOE_CHECK(model == "gpt2", kOp,
+              path + ": tokenizer.ggml.model is \"" + model + "\"; only \"gpt2\" (byte-level BPE) is supported");
+    MOE_CHECK(f.has("tokenizer.ggml.tokens") && f.has("tokenizer.ggml.merges"), kOp,
+              path + ": a gpt2 tokenizer needs tokenizer.ggml.tokens and tokenizer.ggml.merges");
+    return BpeTokenizer::from_vocab(f.get_array<std::string>("tokenizer.ggml.tokens"),
+                                    f.get_array<std::string>("tokenizer.ggml.merges"), path);
+}
+
+}  // namespace moe
