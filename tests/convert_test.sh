@@ -14,6 +14,9 @@ grep -q "wrote $work/mix.gguf (f32)" "$work/convert.txt" || { echo "FAIL: conver
 dir=$("$moe" generate -m "$work/mix" -p "And God said" -n 16 --temp 0 -t 1)
 gguf=$("$moe" generate -m "$work/mix.gguf" -p "And God said" -n 16 --temp 0 -t 1)
 [ "$dir" = "$gguf" ] || { echo "FAIL: the F32 GGUF continues differently: '$dir' vs '$gguf'"; exit 1; }
+# moe run (KV cache) reads the GGUF too and continues the same way.
+run=$("$moe" run -m "$work/mix.gguf" -p "And God said" -n 16 --temp 0 -t 1 2>/dev/null)
+[ "$run" = "$dir" ] || { echo "FAIL: moe run on the GGUF printed '$run', the directory '$dir'"; exit 1; }
 for t in q8_0 q4_0; do
   "$moe" convert -m "$work/mix" -o "$work/mix_$t.gguf" --outtype $t > /dev/null 2>&1
   out=$("$moe" generate -m "$work/mix_$t.gguf" -p "And God said" -n 8 --temp 0 -t 1)

@@ -10,10 +10,10 @@
 
 #include "commands.h"
 #include "layer_timing.h"
+#include "model_loader.h"
 #include "moe/error.h"
 #include "moe/gemm.h"
 #include "moe/infer.h"
-#include "moe/model_io.h"
 
 namespace moe::cli {
 namespace {
@@ -57,27 +57,28 @@ double active_bytes(const ModelConfig& c) {
 
 void bench_run(const BenchRunOptions& o) {
     if (o.threads > 0) set_num_threads(o.threads);
+    const int64_t ctx = o.pp + o.tg;
+    std::unique_ptr<LoadedModel> loaded;
     ModelConfig c;
-    int64_t ctx = o.pp + o.tg;
-    if (!o.model.empty()) {
-        c = model_config_read(o.model + "/config.json");
+    Arena arena;
+    ModelParams p;
+    if (!o.model.empty()) {  // weights dequantized to f32 at load (a .gguf too)
+        loaded = load_model(o.model, "bench run");
+        c = loaded->c;
+        p = loaded->p;
     } else {
         c = shape_config(o.shape);
-    }
-    model_validate(c);
-    Arena arena;
-    ModelSlots slots = model_params_reserve(arena, c);
-    const double gb = double(arena.bytes()) / 1e9;
-    MOE_CHECK(gb < 20, "bench run",
-              o.shape + " needs " + std::to_string(gb) + " GB of f32 weights; it runs once quantized weights are loaded "
-                        "(issue 5), or pass a smaller model with -m");
-    arena.allocate();
-    ModelParams p = model_params_point(arena, slots, c);
-    if (!o.model.empty()) {
-        model_load_weights(o.model, c, p);
-    } else {
+        model_validate(c);
+        ModelSlots slots = model_params_reserve(arena, c);
+        const double need = double(arena.bytes()) / 1e9;
+        MOE_CHECK(need < 20, "bench run",
+                  o.shape + " needs " + std::to_string(need) + " GB of f32 weights; it runs once quantized weights "
+                            "stay quantized (issue 5), or pass a smaller model with -m");
+        arena.allocate();
+        p = model_params_point(arena, slots, c);
         model_params_init(p, c, 1);
     }
+    const double gb = double((loaded ? loaded->arena : arena).bytes()) / 1e9;
     std::vector<int32_t> prompt(size_t(o.pp));
     for (int64_t i = 0; i < o.pp; ++i) prompt[size_t(i)] = int32_t((i * 7919) % c.vocab_size);
     std::vector<double> pp_s, tg_s;

@@ -3,16 +3,14 @@
 // metadata (moe convert), with llama.cpp-style flags.
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "commands.h"
+#include "model_loader.h"
 #include "sampling.h"
 #include "moe/error.h"
 #include "moe/gemm.h"
-#include "moe/gguf_model.h"
-#include "moe/model_io.h"
 #include "moe/safetensors.h"
 
 namespace moe::cli {
@@ -42,29 +40,13 @@ void write_prompt_logits(const std::string& path, const ModelConfig& c, const Mo
 
 void run_generate(const GenerateOptions& o) {
     if (o.threads > 0) set_num_threads(o.threads);
-    ModelFileInfo info;
-    // A .gguf file (moe convert, or llama.cpp's converter for Mixtral) or a model directory.
-    const bool gguf = std::filesystem::is_regular_file(o.model) && gguf_has_magic(o.model);
-    std::unique_ptr<GgufFile> file = gguf ? std::make_unique<GgufFile>(o.model) : nullptr;
-    const ModelConfig c = gguf ? gguf_model_config(*file, &info) : model_config_read(o.model + "/config.json", &info);
-    MOE_CHECK(!gguf || gguf_has_tokenizer(*file), "generate",
-              o.model + " has no tokenizer metadata (tokenizer.ggml.*); convert a directory that has tokenizer.json");
-    BpeTokenizer tok = gguf ? gguf_tokenizer(*file) : BpeTokenizer::load(o.model + "/tokenizer.json");
-    MOE_CHECK(tok.vocab_size() == c.vocab_size, "generate",
-              o.model + ": the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens, the model " +
-                  std::to_string(c.vocab_size));
-    Arena arena;
-    ModelSlots slots = model_params_reserve(arena, c);
-    arena.allocate();
-    ModelParams p = model_params_point(arena, slots, c);
-    if (gguf)
-        gguf_model_load_weights(*file, c, p);
-    else
-        model_load_weights(o.model, c, p);
-    if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, p, tok.encode(o.prompt));
+    const auto m = load_model(o.model, "generate");
+    const ModelConfig& c = m->c;
+    const ModelParams& p = m->p;
+    if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, p, m->tok.encode(o.prompt));
     Rng rng(o.seed);
-    const int64_t ctx = o.ctx > 0 ? o.ctx : info.max_position_embeddings;
-    std::printf("%s\n", sample_text(c, p, tok, o.prompt, o.n, o.temperature, ctx, rng).c_str());
+    const int64_t ctx = o.ctx > 0 ? o.ctx : m->info.max_position_embeddings;
+    std::printf("%s\n", sample_text(c, p, m->tok, o.prompt, o.n, o.temperature, ctx, rng).c_str());
 }
 
 }  // namespace

@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "commands.h"
+#include "model_loader.h"
 #include "moe/error.h"
 #include "moe/gemm.h"
 #include "moe/infer.h"
-#include "moe/model_io.h"
 #include "moe/tokenizer.h"
 
 namespace moe::cli {
@@ -28,17 +28,11 @@ struct RunOptions {
 void run(const RunOptions& o) {
     if (o.threads > 0) set_num_threads(o.threads);
     sampling_validate(o.sampling);
-    ModelFileInfo info;
-    const ModelConfig c = model_config_read(o.model + "/config.json", &info);
-    const BpeTokenizer tok = BpeTokenizer::load(o.model + "/tokenizer.json");
-    MOE_CHECK(tok.vocab_size() == c.vocab_size, "run",
-              o.model + ": tokenizer.json has " + std::to_string(tok.vocab_size()) + " tokens, config.json says " +
-                  std::to_string(c.vocab_size));
-    Arena arena;
-    ModelSlots slots = model_params_reserve(arena, c);
-    arena.allocate();
-    ModelParams p = model_params_point(arena, slots, c);
-    model_load_weights(o.model, c, p);
+    const auto m = load_model(o.model, "run");
+    const ModelConfig& c = m->c;
+    const ModelFileInfo& info = m->info;
+    const BpeTokenizer& tok = m->tok;
+    const ModelParams& p = m->p;
     std::vector<int32_t> ids = tok.encode(o.prompt);
     MOE_CHECK(!ids.empty(), "run", "the prompt is empty; pass -p TEXT");
     const int64_t ctx = o.ctx > 0 ? o.ctx : info.max_position_embeddings;
@@ -84,7 +78,7 @@ void run(const RunOptions& o) {
 void register_run(CLI::App& app) {
     auto o = std::make_shared<RunOptions>();
     CLI::App* cmd = app.add_subcommand("run", "generate text from a model directory (KV cache, llama.cpp's sampling flags)");
-    cmd->add_option("-m,--model", o->model, "model directory: config.json, tokenizer.json, model.safetensors");
+    cmd->add_option("-m,--model", o->model, "model directory (config.json, tokenizer.json, model.safetensors) or a Mixtral .gguf");
     cmd->add_option("-p,--prompt", o->prompt, "prompt");
     cmd->add_option("-n,--n-predict", o->n, "tokens to generate")->check(CLI::Range(int64_t(0), int64_t(1) << 20));
     cmd->add_option("-c,--ctx-size", o->ctx, "context size (default: max_position_embeddings)")->check(CLI::Range(int64_t(0), int64_t(1) << 20));

@@ -1,0 +1,25 @@
+// Loading a model for inference: a model directory (config.json, tokenizer.json, weights) or a
+// Mixtral GGUF with tokenizer metadata. Shared by moe run, moe generate and moe bench run.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "moe/arena.h"
+#include "moe/model.h"
+#include "moe/model_io.h"
+#include "moe/tokenizer.h"
+
+namespace moe::cli {
+
+struct LoadedModel {
+    ModelConfig c;
+    ModelFileInfo info;
+    BpeTokenizer tok;
+    Arena arena;
+    ModelParams p;
+};
+
+// Throws naming the path when it is neither a model directory nor a usable GGUF file.
+std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op);
+
+}  // namespace moe::cli
