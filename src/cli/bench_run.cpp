@@ -63,7 +63,7 @@ void bench_run(const BenchRunOptions& o) {
     Arena arena;
     ModelParams p;
     if (!o.model.empty()) {  // weights dequantized to f32 at load (a .gguf too)
-        loaded = load_model(o.model, "bench run");
+        loaded = load_model(o.model, "bench run", false);
         c = loaded->c;
         p = loaded->p;
     } else {

@@ -7,18 +7,20 @@
 
 namespace moe::cli {
 
-std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op) {
+std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op, bool need_tokenizer) {
     auto m = std::make_unique<LoadedModel>();
     // A .gguf file (moe convert, or llama.cpp's converter for Mixtral) or a model directory.
     const bool gguf = std::filesystem::is_regular_file(path) && gguf_has_magic(path);
     std::unique_ptr<GgufFile> file = gguf ? std::make_unique<GgufFile>(path) : nullptr;
     m->c = gguf ? gguf_model_config(*file, &m->info) : model_config_read(path + "/config.json", &m->info);
-    MOE_CHECK(!gguf || gguf_has_tokenizer(*file), op,
-              path + " has no tokenizer metadata (tokenizer.ggml.*); convert a directory that has tokenizer.json");
-    m->tok = gguf ? gguf_tokenizer(*file) : BpeTokenizer::load(path + "/tokenizer.json");
-    MOE_CHECK(m->tok.vocab_size() == m->c.vocab_size, op,
-              path + ": the tokenizer has " + std::to_string(m->tok.vocab_size()) + " tokens, the model " +
-                  std::to_string(m->c.vocab_size));
+    if (need_tokenizer) {
+        MOE_CHECK(!gguf || gguf_has_tokenizer(*file), op,
+                  path + " has no tokenizer metadata (tokenizer.ggml.*); convert a directory that has tokenizer.json");
+        m->tok = gguf ? gguf_tokenizer(*file) : BpeTokenizer::load(path + "/tokenizer.json");
+        MOE_CHECK(m->tok.vocab_size() == m->c.vocab_size, op,
+                  path + ": the tokenizer has " + std::to_string(m->tok.vocab_size()) + " tokens, the model " +
+                      std::to_string(m->c.vocab_size));
+    }
     ModelSlots slots = model_params_reserve(m->arena, m->c);
     m->arena.allocate();
     m->p = model_params_point(m->arena, slots, m->c);

@@ -20,6 +20,7 @@ struct LoadedModel {
 };
 
 // Throws naming the path when it is neither a model directory nor a usable GGUF file.
-std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op);
+// need_tokenizer = false (benchmarks on token ids): no tokenizer is read.
+std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op, bool need_tokenizer = true);
 
 }  // namespace moe::cli
