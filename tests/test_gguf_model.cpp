@@ -13,6 +13,7 @@
 #include <string>
 
 #include "layer_fixture.h"
+#include "model_fixture.h"
 #include "moe/error.h"
 #include "moe/gguf_model.h"
 #include "moe/safetensors.h"
@@ -20,6 +21,7 @@
 using namespace moe;
 using moe::test::error_of;
 using moe::test::scaled_max_error;
+using moe::test::TestModel;
 
 namespace {
 
@@ -28,23 +30,6 @@ const std::string kMixtral = std::string(MOE_FIXTURE_DIR) + "/hf_mixtral_tiny";
 std::string temp_path(const std::string& name) {
     return (std::filesystem::temp_directory_path() / ("moe_test_gguf_" + name)).string();
 }
-
-struct Model {
-    ModelConfig c;
-    Arena arena;
-    ModelParams p;
-    explicit Model(const ModelConfig& cfg) : c(cfg) {
-        ModelSlots s = model_params_reserve(arena, c);
-        arena.allocate();
-        p = model_params_point(arena, s, c);
-    }
-    std::vector<float> logits(const std::vector<int32_t>& tokens) {
-        std::vector<int32_t> targets(tokens.size(), -100);
-        ModelCache cache;
-        model_forward(cache, c, p, tokens.data(), targets.data(), 1, int64_t(tokens.size()), 0, 0);
-        return {cache.logits.f32(), cache.logits.f32() + cache.logits.numel()};
-    }
-};
 
 // A file per test and type: ctest runs the tests of this file in parallel processes.
 std::string convert(GgmlType type) {
@@ -59,7 +44,7 @@ std::string convert(GgmlType type) {
 // The logits of the reference prompt from a converted GGUF.
 std::vector<float> gguf_logits(const std::string& path, const std::vector<int32_t>& tokens) {
     GgufFile f(path);
-    Model m(gguf_model_config(f));
+    TestModel m(gguf_model_config(f));
     gguf_model_load_weights(f, m.c, m.p);
     return m.logits(tokens);
 }
@@ -89,7 +74,7 @@ TEST(GgufModel, ConvertedF32GivesTransformersLogitsAndGreedyTokens) {
     const std::string path = convert(GgmlType::f32);
     GgufFile f(path);
     ModelFileInfo info;
-    Model m(gguf_model_config(f, &info));
+    TestModel m(gguf_model_config(f, &info));
     const ModelConfig want = model_config_read(kMixtral + "/config.json");
     EXPECT_TRUE(model_is_mixtral(m.c));
     EXPECT_EQ(info.max_position_embeddings, 64);
@@ -113,7 +98,7 @@ TEST(GgufModel, ConvertedF32GivesTransformersLogitsAndGreedyTokens) {
     }
     EXPECT_EQ(greedy, ref.i32("greedy"));
     // model_load_weights takes the .gguf too.
-    Model m2(m.c);
+    TestModel m2(m.c);
     model_load_weights(path, m2.c, m2.p);
     EXPECT_EQ(std::memcmp(m2.arena.base_f32(), m.arena.base_f32(), m.arena.bytes()), 0);
     std::filesystem::remove(path);
@@ -139,7 +124,7 @@ TEST(GgufModel, QuantizedLogitsWithinMeasuredError) {
         std::printf("  %-5s logits: scaled max error %.3g (bound %.3g)\n", ggml_type_name(type), err, tol);
         EXPECT_LT(err, tol) << ggml_type_name(type);
         EXPECT_GT(err, 1e-5) << ggml_type_name(type) << " must not be exact: was it quantized at all?";
-        Model e(model_config_read(kMixtral + "/config.json"));
+        TestModel e(model_config_read(kMixtral + "/config.json"));
         model_load_weights(kMixtral, e.c, e.p);
         for (const GgufModelTensor& t : gguf_model_tensors(e.p, e.c)) {
             if (t.keep_f32 || t.view.shape.ndim < 2) continue;
@@ -253,7 +238,7 @@ TEST(GgufModel, TokenizerTravelsInTokenizerGgml) {
     c.moe.n_experts = 4;
     c.moe.top_k = 2;
     c.moe.router.training = false;
-    Model a(c);
+    TestModel a(c);
     model_params_init(a.p, c, 7);
     const std::string dir = temp_path("tok_dir");
     std::filesystem::remove_all(dir);
@@ -278,7 +263,7 @@ TEST(GgufModel, TokenizerTravelsInTokenizerGgml) {
     EXPECT_EQ(back.vocab_size(), 300);
     EXPECT_EQ(back.encode(text), tok.encode(text));
     EXPECT_EQ(back.decode(tok.encode(text)), text);
-    Model b(gguf_model_config(f));
+    TestModel b(gguf_model_config(f));
     gguf_model_load_weights(f, b.c, b.p);
     const std::vector<int32_t> ids = tok.encode(text);
     EXPECT_EQ(b.logits(ids), a.logits(ids));  // F32 and an exact permutation round trip: bit-equal
@@ -293,7 +278,7 @@ TEST(GgufModel, BadFilesAndModelsFailClearly) {
     auto all = [](const std::string&) { return true; };
     auto load = [&] {
         GgufFile g(bad);
-        Model m(gguf_model_config(g));
+        TestModel m(gguf_model_config(g));
         gguf_model_load_weights(g, m.c, m.p);
     };
     rewrite(f, bad, [](GgufWriter& w, const std::string& k) {
@@ -318,7 +303,7 @@ TEST(GgufModel, BadFilesAndModelsFailClearly) {
     ModelConfig c = model_config_read(kMixtral + "/config.json");
     c.moe.n_shared = 1;
     c.moe.d_ff_shared = 8;
-    Model m(c);
+    TestModel m(c);
     const std::string dir = temp_path("shared_dir");
     model_save_hf(dir, c, m.p, {64, 0, 0});
     EXPECT_NE(error_of([&] { gguf_convert_model_dir(dir, bad, {}); }).find("is not a Mixtral-style model"),

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "layer_fixture.h"
+#include "model_fixture.h"
 #include "moe/infer.h"
 #include "moe/model_io.h"
 #include "moe/safetensors.h"
@@ -14,19 +15,9 @@
 using namespace moe;
 using moe::test::error_of;
 using moe::test::scaled_max_error;
+using moe::test::TestModel;
 
 namespace {
-
-struct Loaded {
-    ModelConfig c;
-    Arena arena;
-    ModelParams p;
-    explicit Loaded(const ModelConfig& cfg) : c(cfg) {
-        ModelSlots s = model_params_reserve(arena, c);
-        arena.allocate();
-        p = model_params_point(arena, s, c);
-    }
-};
 
 std::vector<float> row(const float* p, int64_t i, int64_t V) { return {p + i * V, p + (i + 1) * V}; }
 
@@ -34,7 +25,7 @@ std::vector<float> row(const float* p, int64_t i, int64_t V) { return {p + i * V
 
 TEST(Infer, MatchesTransformersWholeChunkedAndGreedy) {
     const std::string dir = std::string(MOE_FIXTURE_DIR) + "/hf_mixtral_tiny";
-    Loaded m(model_config_read(dir + "/config.json"));
+    TestModel m(model_config_read(dir + "/config.json"));
     model_load_weights(dir, m.c, m.p);
     SafetensorsFile ref(dir + "/reference.safetensors");
     const std::vector<int32_t> tokens = ref.i32("tokens");
@@ -82,14 +73,11 @@ TEST(Infer, EqualsTheFullForwardWithDenseLayersSharedExpertsAndOtherRouters) {
         c.moe.router.kind = kind;
         c.moe.router.training = false;
         c.decoder_sparse_step = 2;
-        Loaded m(c);
+        TestModel m(c);
         model_params_init(m.p, c, 21);
         const std::vector<int32_t> tokens = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5};
         const int64_t T = int64_t(tokens.size()), V = c.vocab_size;
-        std::vector<int32_t> targets(tokens.size(), -100);
-        ModelCache cache;
-        model_forward(cache, c, m.p, tokens.data(), targets.data(), 1, T, 0, 0);
-        const std::vector<float> want(cache.logits.f32(), cache.logits.f32() + T * V);
+        const std::vector<float> want = m.logits(tokens);
         InferSession s(c, m.p, 16);
         s.feed(tokens.data(), 4);
         for (int64_t i = 4; i < T; ++i) {
@@ -101,7 +89,7 @@ TEST(Infer, EqualsTheFullForwardWithDenseLayersSharedExpertsAndOtherRouters) {
 
 TEST(Infer, ClearErrorsOnOverflowAndBadTokens) {
     const std::string dir = std::string(MOE_FIXTURE_DIR) + "/hf_mixtral_tiny";
-    Loaded m(model_config_read(dir + "/config.json"));
+    TestModel m(model_config_read(dir + "/config.json"));
     model_load_weights(dir, m.c, m.p);
     InferSession s(m.c, m.p, 4);
     const std::vector<int32_t> five = {1, 2, 3, 4, 5};

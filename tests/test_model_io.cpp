@@ -11,6 +11,7 @@
 #include <string>
 
 #include "layer_fixture.h"
+#include "model_fixture.h"
 #include "moe/error.h"
 #include "moe/files.h"
 #include "moe/model_io.h"
@@ -21,27 +22,11 @@
 using namespace moe;
 using moe::test::error_of;
 using moe::test::scaled_max_error;
+using moe::test::TestModel;
 
 namespace {
 
 const std::string kMixtral = std::string(MOE_FIXTURE_DIR) + "/hf_mixtral_tiny";
-
-struct Model {
-    ModelConfig c;
-    Arena arena;
-    ModelParams p;
-    explicit Model(const ModelConfig& cfg) : c(cfg) {
-        ModelSlots s = model_params_reserve(arena, c);
-        arena.allocate();
-        p = model_params_point(arena, s, c);
-    }
-    std::vector<float> logits(const std::vector<int32_t>& tokens) {
-        std::vector<int32_t> targets(tokens.size(), -100);
-        ModelCache cache;
-        model_forward(cache, c, p, tokens.data(), targets.data(), 1, int64_t(tokens.size()), 0, 0);
-        return {cache.logits.f32(), cache.logits.f32() + cache.logits.numel()};
-    }
-};
 
 std::string temp_dir(const std::string& name) {
     std::string d = (std::filesystem::temp_directory_path() / ("moe_test_" + name)).string();
@@ -66,7 +51,7 @@ ModelConfig small_config(int64_t experts) {
 
 TEST(ModelIo, TransformersMixtralLoadsAndMatchesItsLogits) {
     ModelFileInfo info;
-    Model m(model_config_read(kMixtral + "/config.json", &info));
+    TestModel m(model_config_read(kMixtral + "/config.json", &info));
     EXPECT_TRUE(model_is_mixtral(m.c));
     EXPECT_EQ(info.max_position_embeddings, 64);
     model_load_weights(kMixtral, m.c, m.p);
@@ -94,13 +79,13 @@ TEST(ModelIo, SavedDirectoryRoundTripsAndNamesEveryExpert) {
     c.moe.d_ff_shared = 8;
     c.moe.shared_gate = true;
     c.moe.router.kind = RouterKind::noisy_topk;
-    Model a(c);
+    TestModel a(c);
     model_params_init(a.p, c, 3);
     const std::string dir = temp_dir("roundtrip");
     model_save_hf(dir, c, a.p, {64, 0.01, 0.001});
     EXPECT_FALSE(model_is_mixtral(c));
     ModelFileInfo info;
-    Model b(model_config_read(dir + "/config.json", &info));
+    TestModel b(model_config_read(dir + "/config.json", &info));
     EXPECT_EQ(info.max_position_embeddings, 64);
     EXPECT_EQ(model_config_json(b.c, info), model_config_json(c, info));
     EXPECT_FALSE(b.c.is_moe_layer(0));
@@ -133,7 +118,7 @@ TEST(ModelIo, RouterExtrasAndSharedExpertsAreNamedParameters) {
         c.moe.n_shared = 1;
         c.moe.d_ff_shared = 8;
         c.moe.shared_gate = true;
-        Model m(c);
+        TestModel m(c);
         std::vector<std::string> names;
         for (auto& [name, t] : model_param_names(m.p, c)) names.push_back(name);
         std::vector<std::string> want = extras;
@@ -147,7 +132,7 @@ TEST(ModelIo, RouterExtrasAndSharedExpertsAreNamedParameters) {
 
 TEST(ModelIo, DenseModelAndInterleaveTrainAndHaveNoRouterLosses) {
     ModelConfig c = small_config(0);  // num_local_experts = 0: every layer dense
-    Model m(c);
+    TestModel m(c);
     model_params_init(m.p, c, 5);
     std::vector<int32_t> tokens = {1, 2, 3, 4, 5, 6, 7, 8}, targets = {2, 3, 4, 5, 6, 7, 8, 9};
     ModelCache cache;
@@ -160,7 +145,7 @@ TEST(ModelIo, DenseModelAndInterleaveTrainAndHaveNoRouterLosses) {
 
 TEST(ModelIo, UpcycledModelComputesTheDenseFunction) {
     ModelConfig dense = small_config(0);
-    Model d(dense);
+    TestModel d(dense);
     model_params_init(d.p, dense, 9);
     for (int64_t step : {1, 2}) {
         ModelConfig up = small_config(4);
@@ -168,7 +153,7 @@ TEST(ModelIo, UpcycledModelComputesTheDenseFunction) {
         up.dense_intermediate_size = dense.dense_ff();
         up.decoder_sparse_step = step;
         up.moe.router.training = false;
-        Model u(up);
+        TestModel u(up);
         model_upcycle(dense, d.p, up, u.p, 11);
         const std::vector<int32_t> tokens = {3, 1, 4, 1, 5, 9, 2, 6};
         EXPECT_LT(scaled_max_error(u.logits(tokens).data(), d.logits(tokens)), 1e-5) << "decoder_sparse_step " << step;
@@ -178,7 +163,7 @@ TEST(ModelIo, UpcycledModelComputesTheDenseFunction) {
         EXPECT_TRUE(std::equal(e.w1.f32(), e.w1.f32() + n, e.w1.f32() + 3 * n));
     }
     ModelConfig wrong = small_config(4);  // experts of d_ff 12, the dense FFN has 24
-    Model w(wrong);
+    TestModel w(wrong);
     EXPECT_NE(error_of([&] { model_upcycle(dense, d.p, wrong, w.p, 1); }).find("pass --intermediate-size equal to the dense"),
               std::string::npos);
 }
@@ -208,7 +193,7 @@ TEST(ModelIo, BadFilesGiveClearErrors) {
     other.replace(other.find("\"intermediate_size\": 24"), 23, "\"intermediate_size\": 32");
     write(other);
     std::filesystem::copy_file(kMixtral + "/model.safetensors", dir + "/model.safetensors");
-    Model m(model_config_read(dir + "/config.json"));
+    TestModel m(model_config_read(dir + "/config.json"));
     EXPECT_NE(error_of([&] { model_load_weights(dir, m.c, m.p); })
                   .find("model.layers.0.block_sparse_moe.experts.0.w1.weight has shape (24, 32), config.json implies (32, 32)"),
               std::string::npos);

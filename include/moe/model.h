@@ -59,6 +59,8 @@ struct ModelSlots {
 };
 ModelSlots model_params_reserve(Arena& arena, const ModelConfig& c);
 ModelParams model_params_point(const Arena& arena, const ModelSlots& s, const ModelConfig& c);
+// The three steps at once, for an arena that holds this model alone.
+ModelParams model_params_allocate(Arena& arena, const ModelConfig& c);
 // Norms = 1, embedding N(0, 1), every matrix N(0, 1 / sqrt(fan_in)) (the MoE layer's init).
 void model_params_init(const ModelParams& p, const ModelConfig& c, uint64_t seed);
 // (name, tensor) for every trained parameter, in a fixed order (checkpoints, the optimizer,

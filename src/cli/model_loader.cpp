@@ -21,9 +21,7 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op,
                   path + ": the tokenizer has " + std::to_string(m->tok.vocab_size()) + " tokens, the model " +
                       std::to_string(m->c.vocab_size));
     }
-    ModelSlots slots = model_params_reserve(m->arena, m->c);
-    m->arena.allocate();
-    m->p = model_params_point(m->arena, slots, m->c);
+    m->p = model_params_allocate(m->arena, m->c);
     if (gguf)
         gguf_model_load_weights(*file, m->c, m->p);
     else

@@ -113,9 +113,7 @@ std::vector<std::string> gguf_convert_model_dir(const std::string& dir, const st
                     "shared experts and no capacity limit; such models cannot be converted");
     gguf_file_type(o.outtype);  // an unsupported outtype fails before the weights are read
     Arena arena;
-    ModelSlots slots = model_params_reserve(arena, c);
-    arena.allocate();
-    const ModelParams p = model_params_point(arena, slots, c);
+    const ModelParams p = model_params_allocate(arena, c);
     model_load_weights(dir, c, p);
     std::vector<std::string> notes;
     GgufWriter w;

@@ -97,6 +97,12 @@ ModelParams model_params_point(const Arena& a, const ModelSlots& s, const ModelC
     return p;
 }
 
+ModelParams model_params_allocate(Arena& a, const ModelConfig& c) {
+    const ModelSlots s = model_params_reserve(a, c);
+    a.allocate();
+    return model_params_point(a, s, c);
+}
+
 void model_params_init(const ModelParams& p, const ModelConfig& c, uint64_t seed) {
     Rng rng(seed);
     rng.fill_normal(p.embed.f32(), p.embed.numel(), 0.0f, 1.0f);
