@@ -18,6 +18,16 @@ struct AttentionConfig {
     int64_t hd() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
 };
 
+// RoPE in Hugging Face's rotate_half layout: the cos / sin tables (T, hd / 2) of positions
+// 0 .. T - 1, and the rotation of one head's vector u (hd,) by one position's row of them
+// (sign -1: the inverse, for backward). Training's attention and the decoder share them.
+void rope_table(std::vector<float>& cos, std::vector<float>& sin, int64_t T, int64_t hd, double theta);
+void rope_rotate(float* u, const float* cos, const float* sin, int64_t hd, float sign = 1.0f);
+
+// Softmax of row[0 .. last] in place, zeros in row[last + 1 .. width): one causal attention row
+// (training's attention and the KV-cached decoder share it).
+void causal_softmax_row(float* row, int64_t last, int64_t width);
+
 // Throws "[attention] ..." when the sizes are impossible.
 void attention_validate(const AttentionConfig& c);
 

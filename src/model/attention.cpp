@@ -11,18 +11,6 @@
 namespace moe {
 namespace {
 
-void rope_tables(AttentionCache& cache, int64_t T, int64_t hd, double theta) {
-    const int64_t half = hd / 2;
-    cache.cos.resize(size_t(T * half));
-    cache.sin.resize(size_t(T * half));
-    for (int64_t p = 0; p < T; ++p)
-        for (int64_t i = 0; i < half; ++i) {
-            double angle = double(p) * std::pow(theta, -2.0 * double(i) / double(hd));
-            cache.cos[size_t(p * half + i)] = float(std::cos(angle));
-            cache.sin[size_t(p * half + i)] = float(std::sin(angle));
-        }
-}
-
 // Rotates every head of a (B T, n_heads hd) matrix in place; `inverse` applies R^T (backward).
 void rope_apply(float* m, int64_t B, int64_t T, int64_t n_heads, int64_t hd,
                 const AttentionCache& cache, bool inverse) {
@@ -33,18 +21,42 @@ void rope_apply(float* m, int64_t B, int64_t T, int64_t n_heads, int64_t hd,
         const int64_t p = row % T;
         const float* c = cache.cos.data() + p * half;
         const float* s = cache.sin.data() + p * half;
-        for (int64_t h = 0; h < n_heads; ++h) {
-            float* u = m + row * n_heads * hd + h * hd;
-            for (int64_t i = 0; i < half; ++i) {
-                float a = u[i], b = u[i + half];
-                u[i] = a * c[i] - sign * b * s[i];
-                u[i + half] = b * c[i] + sign * a * s[i];
-            }
-        }
+        for (int64_t h = 0; h < n_heads; ++h) rope_rotate(m + row * n_heads * hd + h * hd, c, s, hd, sign);
     }
 }
 
 }  // namespace
+
+void rope_table(std::vector<float>& cos, std::vector<float>& sin, int64_t T, int64_t hd, double theta) {
+    const int64_t half = hd / 2;
+    cos.resize(size_t(T * half));
+    sin.resize(size_t(T * half));
+    for (int64_t p = 0; p < T; ++p)
+        for (int64_t i = 0; i < half; ++i) {
+            double angle = double(p) * std::pow(theta, -2.0 * double(i) / double(hd));
+            cos[size_t(p * half + i)] = float(std::cos(angle));
+            sin[size_t(p * half + i)] = float(std::sin(angle));
+        }
+}
+
+void rope_rotate(float* u, const float* cos, const float* sin, int64_t hd, float sign) {
+    const int64_t half = hd / 2;
+    for (int64_t i = 0; i < half; ++i) {
+        float a = u[i], b = u[i + half];
+        u[i] = a * cos[i] - sign * b * sin[i];
+        u[i + half] = b * cos[i] + sign * a * sin[i];
+    }
+}
+
+void causal_softmax_row(float* row, int64_t last, int64_t width) {
+    float m = row[0];
+    for (int64_t j = 1; j <= last; ++j) m = std::max(m, row[j]);
+    double sum = 0;
+    for (int64_t j = 0; j <= last; ++j) sum += std::exp(double(row[j] - m));
+    const float inv = float(1.0 / sum);
+    for (int64_t j = 0; j <= last; ++j) row[j] = std::exp(row[j] - m) * inv;
+    for (int64_t j = last + 1; j < width; ++j) row[j] = 0.0f;
+}
 
 void attention_validate(const AttentionConfig& c) {
     const char* op = "attention";
@@ -83,7 +95,7 @@ void attention_forward(TensorView y, AttentionCache& cache, const AttentionConfi
     gemm_f32(false, true, N, qw, D, 1.0f, x.f32(), D, p.q_proj.f32(), D, 0.0f, cache.q.data(), qw);
     gemm_f32(false, true, N, kw, D, 1.0f, x.f32(), D, p.k_proj.f32(), D, 0.0f, cache.k.data(), kw);
     gemm_f32(false, true, N, kw, D, 1.0f, x.f32(), D, p.v_proj.f32(), D, 0.0f, cache.v.data(), kw);
-    rope_tables(cache, T, hd, c.rope_theta);
+    rope_table(cache.cos, cache.sin, T, hd, c.rope_theta);
     rope_apply(cache.q.data(), B, T, H, hd, cache, false);
     rope_apply(cache.k.data(), B, T, Hkv, hd, cache, false);
 
@@ -98,16 +110,7 @@ void attention_forward(TensorView y, AttentionCache& cache, const AttentionConfi
             const float* v = cache.v.data() + b * T * kw + (h / group) * hd;
             float* P = cache.probs.data() + (b * H + h) * T * T;
             gemm_f32(false, true, T, T, hd, scale, q, qw, k, kw, 0.0f, P, T);
-            for (int64_t i = 0; i < T; ++i) {
-                float* row = P + i * T;
-                float m = row[0];
-                for (int64_t j = 1; j <= i; ++j) m = std::max(m, row[j]);
-                double sum = 0;
-                for (int64_t j = 0; j <= i; ++j) sum += std::exp(double(row[j] - m));
-                const float inv = float(1.0 / sum);
-                for (int64_t j = 0; j <= i; ++j) row[j] = std::exp(row[j] - m) * inv;
-                for (int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
-            }
+            for (int64_t i = 0; i < T; ++i) causal_softmax_row(P + i * T, i, T);
             gemm_f32(false, false, T, hd, T, 1.0f, P, T, v, kw, 0.0f, cache.o.data() + b * T * qw + h * hd, qw);
         }
     gemm_f32(false, true, N, D, qw, 1.0f, cache.o.data(), qw, p.o_proj.f32(), qw, 0.0f, y.f32(), D);

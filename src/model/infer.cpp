@@ -18,18 +18,11 @@ InferSession::InferSession(const ModelConfig& c, const ModelParams& p, int64_t m
     model_validate(c_);
     MOE_CHECK(max_ctx > 0, "infer", "the context size must be > 0, got " + std::to_string(max_ctx));
     c_.moe.router.training = false;  // no noise, jitter or random routing at inference
-    const int64_t hd = c_.attn.hd(), half = hd / 2, Hkv = c_.attn.n_kv_heads;
+    const int64_t hd = c_.attn.hd(), Hkv = c_.attn.n_kv_heads;
     k_.assign(size_t(c_.num_layers), std::vector<float>(size_t(Hkv * max_ctx * hd)));
     v_.assign(size_t(c_.num_layers), std::vector<float>(size_t(Hkv * max_ctx * hd)));
     moe_.resize(size_t(c_.num_layers));
-    cos_.resize(size_t(max_ctx * half));
-    sin_.resize(size_t(max_ctx * half));
-    for (int64_t t = 0; t < max_ctx; ++t)  // the rotate_half RoPE of attention.cpp
-        for (int64_t i = 0; i < half; ++i) {
-            const double angle = double(t) * std::pow(c_.attn.rope_theta, -2.0 * double(i) / double(hd));
-            cos_[size_t(t * half + i)] = float(std::cos(angle));
-            sin_[size_t(t * half + i)] = float(std::sin(angle));
-        }
+    rope_table(cos_, sin_, max_ctx, hd, c_.attn.rope_theta);
 }
 
 void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
@@ -42,14 +35,7 @@ void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
     gemm_f32(false, true, n, qw, D, 1.0f, x, D, lp.attn.q_proj.f32(), D, 0.0f, q_.data(), qw);
     gemm_f32(false, true, n, kw, D, 1.0f, x, D, lp.attn.k_proj.f32(), D, 0.0f, kn_.data(), kw);
     gemm_f32(false, true, n, kw, D, 1.0f, x, D, lp.attn.v_proj.f32(), D, 0.0f, vn_.data(), kw);
-    auto rope = [&](float* u, int64_t t) {
-        const float *cs = cos_.data() + t * half, *sn = sin_.data() + t * half;
-        for (int64_t i = 0; i < half; ++i) {
-            const float a = u[i], b = u[i + half];
-            u[i] = a * cs[i] - b * sn[i];
-            u[i + half] = b * cs[i] + a * sn[i];
-        }
-    };
+    auto rope = [&](float* u, int64_t t) { rope_rotate(u, cos_.data() + t * half, sin_.data() + t * half, hd); };
     float *K = k_[size_t(l)].data(), *V = v_[size_t(l)].data();
     for (int64_t i = 0; i < n; ++i) {
         for (int64_t h = 0; h < H; ++h) rope(q_.data() + i * qw + h * hd, pos_ + i);
@@ -70,17 +56,7 @@ void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
         const float* Vh = V + (h / group) * max_ctx_ * hd;
         float* S = scores_.data() + h * n * end;
         gemm_f32(false, true, n, end, hd, scale, q_.data() + h * hd, qw, Kh, hd, 0.0f, S, end);
-        for (int64_t i = 0; i < n; ++i) {  // query i sees positions 0 .. pos + i
-            float* row = S + i * end;
-            const int64_t last = pos_ + i;
-            float m = row[0];
-            for (int64_t j = 1; j <= last; ++j) m = std::max(m, row[j]);
-            double sum = 0;
-            for (int64_t j = 0; j <= last; ++j) sum += std::exp(double(row[j] - m));
-            const float inv = float(1.0 / sum);
-            for (int64_t j = 0; j <= last; ++j) row[j] = std::exp(row[j] - m) * inv;
-            for (int64_t j = last + 1; j < end; ++j) row[j] = 0.0f;
-        }
+        for (int64_t i = 0; i < n; ++i) causal_softmax_row(S + i * end, pos_ + i, end);  // query i sees 0 .. pos + i
         gemm_f32(false, false, n, hd, end, 1.0f, S, end, Vh, hd, 0.0f, o_.data() + h * hd, qw);
     }
     gemm_f32(false, true, n, D, qw, 1.0f, o_.data(), qw, lp.attn.o_proj.f32(), qw, 0.0f, out, D);
