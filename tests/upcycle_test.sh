@@ -22,6 +22,9 @@ grep -q '"num_local_experts": 4' "$work/cont/config.json" || { echo "FAIL: the c
 "$moe" generate -m "$work/cont" -p "And" -n 2 -t 1 > /dev/null || { echo "FAIL: the continued run cannot generate"; exit 1; }
 if out=$("$moe" upcycle -m "$work/up" --out "$work/up2" 2>&1); then echo "FAIL: upcycled an MoE model"; exit 1; fi
 echo "$out" | grep -q "already has MoE layers (layer 0); upcycle takes a dense model" || { echo "FAIL: unclear error: $out"; exit 1; }
+if out=$("$moe" upcycle -m "$work/dense" --out "$work/dense" 2>&1); then echo "FAIL: upcycled over its own source"; exit 1; fi
+echo "$out" | grep -q -- "--out must differ from -m" || { echo "FAIL: unclear error: $out"; exit 1; }
+grep -q '"num_local_experts": 0' "$work/dense/config.json" || { echo "FAIL: the refused upcycle touched the dense model"; exit 1; }
 # Switch / ST-MoE interleave: layer 0 dense, layer 1 MoE.
 out=$("$moe" train "${base[@]}" --num-local-experts 4 --decoder-sparse-step 2 --out "$work/inter" 2>&1)
 echo "$out" | grep -q "6 steps.*validation loss" || { echo "FAIL: interleaved training: $out"; exit 1; }

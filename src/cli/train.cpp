@@ -162,11 +162,12 @@ struct Trainer {
     }
 };
 
-// <out>/<name>: the split encoded once; re-encoded only when the text or the tokenizer changed.
+// <out>/<name>: the split encoded once; re-encoded only when the text or the tokenizer (its
+// tokenizer.json's hash) changed.
 std::unique_ptr<TokenFile> token_shard(const std::string& out, const std::string& name, const std::string& text,
-                                       const BpeTokenizer& tok) {
+                                       const BpeTokenizer& tok, uint64_t tokenizer_hash) {
     const std::string path = out + "/" + name;
-    const uint64_t key = text_hash(text) ^ (text_hash(read_file(out + "/tokenizer.json", "train")) * 31);
+    const uint64_t key = text_hash(text) ^ (tokenizer_hash * 31);
     if (std::filesystem::exists(path)) {
         try {
             auto f = std::make_unique<TokenFile>(path);
@@ -211,8 +212,9 @@ void run_train(const TrainOptions& opts) {
                   std::to_string(t->cfg.vocab_size));
     o.vocab = tok.vocab_size();
     t->cfg.vocab_size = o.vocab;
-    const auto train_file = token_shard(o.out, "train.tokens", train_text, tok);
-    const auto val_file = token_shard(o.out, "val.tokens", val_text, tok);
+    const uint64_t tok_hash = text_hash(read_file(o.out + "/tokenizer.json", "train"));
+    const auto train_file = token_shard(o.out, "train.tokens", train_text, tok, tok_hash);
+    const auto val_file = token_shard(o.out, "val.tokens", val_text, tok, tok_hash);
     const TokenFile &train = *train_file, &val = *val_file;
     MOE_CHECK(val.size() > o.seq_len + 1, "train", "the validation split is shorter than --ctx-size");
     MOE_CHECK(train.size() > o.seq_len + 1, "train", "the training split is shorter than --ctx-size");

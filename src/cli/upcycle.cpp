@@ -51,15 +51,12 @@ void run_upcycle(const UpcycleOptions& o) {
     apply_router_options(o.router, dst_c.moe);
     model_validate(dst_c);
 
-    Arena sa, da;
-    ModelSlots ss = model_params_reserve(sa, src_c), ds = model_params_reserve(da, dst_c);
-    sa.allocate();
-    da.allocate();
-    ModelParams src = model_params_point(sa, ss, src_c), dst = model_params_point(da, ds, dst_c);
-    model_load_weights(o.model, src_c, src);
-    model_upcycle(src_c, src, dst_c, dst, o.seed);
     MOE_CHECK(std::filesystem::absolute(o.out) != std::filesystem::absolute(o.model), op,
               "--out must differ from -m: upcycling writes a new model directory");
+    Arena sa, da;
+    const ModelParams src = model_params_allocate(sa, src_c), dst = model_params_allocate(da, dst_c);
+    model_load_weights(o.model, src_c, src);
+    model_upcycle(src_c, src, dst_c, dst, o.seed);
     model_save_hf(o.out, dst_c, dst, info);
     write_file_atomic(o.out + "/tokenizer.json",
                       read_file(o.model + "/tokenizer.json", op, "the dense model directory needs its tokenizer.json"), op);
