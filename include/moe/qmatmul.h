@@ -1,0 +1,71 @@
+// Products with weights kept as a GGUF stores them (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K):
+// y = x W^T (nn.Linear) straight from the blocks, no f32 copy of W. A few rows of x (decode)
+// go through per-row dot kernels on quantized activations, llama.cpp's scheme: x is quantized
+// once to Q8_0 (for Q8_0 / Q4_0 weights) or Q8_K (for Q4_K / Q6_K), and each block's integer
+// dot product is scaled by the two block scales. More rows (prompt processing) dequantize W a
+// panel at a time and use the f32 GEMM. docs/formats.md, "Quantized products", has the formulas.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "moe/cpu.h"
+#include "moe/quant.h"
+
+namespace moe {
+
+// A rows x cols weight matrix in a ggml type, row-major: row r is ggml_row_bytes(type, cols)
+// bytes at data + r * row_bytes. A view: the bytes stay with the owner (an mmapped GGUF, an arena).
+struct QMatrix {
+    GgmlType type = GgmlType::f32;
+    int64_t rows = 0, cols = 0;
+    const void* data = nullptr;
+    int64_t row_bytes() const { return ggml_row_bytes(type, cols); }
+    const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes(); }
+    // Rows [r0, r0 + n) as a matrix (an expert of a stacked (E F, D) tensor).
+    QMatrix slice(int64_t r0, int64_t n) const { return {type, n, cols, row(r0)}; }
+};
+
+// The activation format a weight type's dot product takes: Q8_0 for Q8_0 / Q4_0, Q8_K for
+// Q4_K / Q6_K, F32 for F32 / F16 / BF16. Throws naming the type when there is no dot product.
+GgmlType qdot_activation_type(GgmlType weight);
+bool qmatmul_supports(GgmlType weight);
+
+// sum over the n values of one row: w (n values of the weight type) . x (n values in the
+// activation format). n a multiple of the block size.
+using QDotFn = float (*)(const void* w, const void* x, int64_t n);
+
+struct QDotTable {
+    CpuPath path;
+    QDotFn f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+    QDotFn get(GgmlType weight) const;
+};
+const QDotTable& qdot_kernels();                // the active path (MOE_CPU honoured)
+const QDotTable* qdot_kernels_for(CpuPath p);   // nullptr when not compiled in or unsupported
+extern const QDotTable kQDotScalar;
+extern const QDotTable kQDotAvx2;
+
+// Activation quantization, one definition for every path (kernels/ref/qdot_ref.cpp), as ggml's
+// quantize_row_q8_0_ref and quantize_row_q8_K_ref: Q8_0 blocks of 32 (f16 scale amax / 127), Q8_K
+// blocks of 256 (f32 scale, 16 int16 sums of 16 values). F32: a copy. dst holds
+// ggml_row_bytes(act, n) bytes.
+void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n);
+
+// Reused buffers of qmatmul (grow, never shrink).
+struct QMatmulScratch {
+    std::vector<uint8_t> xq;   // the quantized rows of x
+    std::vector<float> panel;  // dequantized rows of W
+};
+
+// y (n, w.rows), row stride ldy = beta * y + x (n, w.cols), row stride ldx, times W^T.
+// Throws naming the type when W's type has no product here.
+void qmatmul(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t n, const QMatrix& w, float beta,
+             QMatmulScratch& scratch);
+// The same with an explicit kernel table (tests run every path) and the decode path forced on
+// or off (gemv = 1: dot kernels for every n; 0: dequantize + GEMM for every n; -1: by n).
+void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int64_t ldx, int64_t n,
+             const QMatrix& w, float beta, QMatmulScratch& scratch, int gemv = -1);
+
+// Rows of x up to which qmatmul uses the dot kernels (decode); above it, dequantize + GEMM.
+constexpr int64_t kQGemvMaxRows = 4;
+
+}  // namespace moe

@@ -1,0 +1,214 @@
+// AVX2 + FMA + F16C twins of kernels/ref/qdot_ref.cpp. Integer block sums are exact and equal
+// to the scalar definition's: 8-bit products through maddubs (unsigned x signed, the sign moved
+// onto the activations: |w| . sign(y, w)), widened by madd; each block's integer vector is
+// scaled and accumulated in f32 lanes, so only the order of the float additions differs.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "moe/qmatmul.h"
+
+namespace moe {
+namespace {
+
+const uint8_t* bytes(const void* p) { return static_cast<const uint8_t*>(p); }
+float half_at(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+float f32_at(const uint8_t* p) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+}
+
+inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// The 8 int32 sums of 4 products of 32 signed int8 pairs (|a| < 128 in every lane but -128).
+inline __m256i dot_i8(__m256i a, __m256i b) {
+    const __m256i ua = _mm256_sign_epi8(a, a), sb = _mm256_sign_epi8(b, a);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ua, sb), _mm256_set1_epi16(1));
+}
+
+float dot_f32(const void* w, const void* x, int64_t n) {
+    const float* a = static_cast<const float*>(w);
+    const float* b = static_cast<const float*>(x);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+float dot_f16(const void* w, const void* x, int64_t n) {
+    const uint16_t* a = static_cast<const uint16_t*>(w);
+    const float* b = static_cast<const float*>(x);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
+        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i + 8)));
+        s0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; i < n; ++i) s += _cvtsh_ss(a[i]) * b[i];
+    return s;
+}
+
+inline __m256 bf16x8(const uint16_t* p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+float dot_bf16(const void* w, const void* x, int64_t n) {
+    const uint16_t* a = static_cast<const uint16_t*>(w);
+    const float* b = static_cast<const float*>(x);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(bf16x8(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(bf16x8(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    float s = hsum(_mm256_add_ps(s0, s1));
+    for (; i < n; ++i) {
+        uint32_t u = uint32_t(a[i]) << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        s += f * b[i];
+    }
+    return s;
+}
+
+float dot_q8_0(const void* w, const void* x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8_t* wb = bytes(w) + 34 * b;
+        const uint8_t* xb = bytes(x) + 34 * b;
+        const __m256i s = dot_i8(loadu(wb + 2), loadu(xb + 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(wb) * half_at(xb)), _mm256_cvtepi32_ps(s), acc);
+    }
+    return hsum(acc);
+}
+
+// 32 nibbles of 16 bytes as signed int8 q - 8: values 0..15 the low nibbles, 16..31 the high.
+inline __m256i q4_0_values(const uint8_t* qs) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m128i m = _mm_set1_epi8(0x0f);
+    const __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+    return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
+}
+
+float dot_q4_0(const void* w, const void* x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8_t* wb = bytes(w) + 18 * b;
+        const uint8_t* xb = bytes(x) + 34 * b;
+        const __m256i s = dot_i8(q4_0_values(wb + 2), loadu(xb + 2));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(wb) * half_at(xb)), _mm256_cvtepi32_ps(s), acc);
+    }
+    return hsum(acc);
+}
+
+void scale_min(int j, const uint8_t* q, int* sc, int* m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+constexpr int kQ8K = 4 + 256 + 32;
+
+inline int16_t i16_at(const uint8_t* p) {
+    int16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+
+float dot_q4_k(const void* w, const void* x, int64_t n) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 256; ++b) {
+        const uint8_t* wb = bytes(w) + 144 * b;
+        const uint8_t* xb = bytes(x) + kQ8K * b;
+        const uint8_t* q = wb + 16;
+        const uint8_t* y = xb + 4;
+        __m256i sum = _mm256_setzero_si256();
+        int32_t mins = 0;
+        for (int j = 0; j < 8; j += 2, q += 32, y += 64) {
+            int sc1, m1, sc2, m2;
+            scale_min(j, wb + 4, &sc1, &m1);
+            scale_min(j + 1, wb + 4, &sc2, &m2);
+            const __m256i v = loadu(q);
+            const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            // q in 0..15 is unsigned: maddubs takes it as is (pairs < 2 15 127, no saturation).
+            const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(y)), _mm256_set1_epi16(int16_t(sc1)));
+            const __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(y + 32)), _mm256_set1_epi16(int16_t(sc2)));
+            sum = _mm256_add_epi32(sum, _mm256_add_epi32(p1, p2));
+            const uint8_t* bs = xb + 4 + 256 + 4 * j;
+            mins += m1 * (i16_at(bs) + i16_at(bs + 2)) + m2 * (i16_at(bs + 4) + i16_at(bs + 6));
+        }
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_hadd_epi32(s4, s4);
+        s4 = _mm_hadd_epi32(s4, s4);
+        const float dx = f32_at(xb);
+        s += dx * half_at(wb) * float(_mm_cvtsi128_si32(s4)) - dx * half_at(wb + 2) * float(mins);
+    }
+    return s;
+}
+
+float dot_q6_k(const void* w, const void* x, int64_t n) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; ++b) {
+        const uint8_t* wb = bytes(w) + 210 * b;
+        const uint8_t* xb = bytes(x) + kQ8K * b;
+        const uint8_t* ql = wb;
+        const uint8_t* qh = wb + 128;
+        const int8_t* sc = reinterpret_cast<const int8_t*>(wb + 192);
+        const uint8_t* y = xb + 4;
+        __m256i sum = _mm256_setzero_si256();
+        for (int half = 0; half < 2; ++half, ql += 64, qh += 32, sc += 8, y += 128) {
+            const __m256i l0 = loadu(ql), l1 = loadu(ql + 32), h = loadu(qh);
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4)),
+            };
+            for (int k = 0; k < 4; ++k) {
+                const __m256i yk = loadu(y + 32 * k);
+                // (q - 32) . y = q . y - 32 . y, both from maddubs (|pair| <= 2 63 127).
+                const __m256i d16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], yk), _mm256_maddubs_epi16(k32, yk));
+                // int16 lanes 0..7 hold values 0..15 of the group (sub-block 2k), 8..15 values 16..31.
+                const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(d16, scales));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(f32_at(xb) * half_at(wb + 208)), _mm256_cvtepi32_ps(sum), acc);
+    }
+    return hsum(acc);
+}
+
+}  // namespace
+
+const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q6_k};
+
+}  // namespace moe

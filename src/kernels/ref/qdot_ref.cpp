@@ -1,0 +1,203 @@
+// The definition of the quantized dot products (include/moe/qmatmul.h) and of activation
+// quantization, block by block from the ggml layouts (docs/formats.md). Integer sums are
+// exact; each block adds float(integer sum) times its scales to one f32 accumulator, in block
+// order. The SIMD twins compute the same integers and may add the block terms in another order.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "moe/bf16.h"
+#include "moe/error.h"
+#include "moe/qmatmul.h"
+
+namespace moe {
+namespace {
+
+const uint8_t* bytes(const void* p) { return static_cast<const uint8_t*>(p); }
+float half_at(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return fp16_to_fp32(h);
+}
+float f32_at(const uint8_t* p) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+}
+int16_t i16_at(const uint8_t* p) {
+    int16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+const int8_t* i8(const uint8_t* p) { return reinterpret_cast<const int8_t*>(p); }
+
+float dot_f32(const void* w, const void* x, int64_t n) {
+    const float* a = static_cast<const float*>(w);
+    const float* b = static_cast<const float*>(x);
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+float dot_f16(const void* w, const void* x, int64_t n) {
+    const float* b = static_cast<const float*>(x);
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; ++i) s += half_at(bytes(w) + 2 * i) * b[i];
+    return s;
+}
+
+float dot_bf16(const void* w, const void* x, int64_t n) {
+    const float* b = static_cast<const float*>(x);
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, bytes(w) + 2 * i, 2);
+        s += bf16_to_float(bf16{h}) * b[i];
+    }
+    return s;
+}
+
+// Q8_0 weights (34-byte blocks: f16 d, 32 int8) . Q8_0 activations.
+float dot_q8_0(const void* w, const void* x, int64_t n) {
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8_t* wb = bytes(w) + 34 * b;
+        const uint8_t* xb = bytes(x) + 34 * b;
+        int32_t sum = 0;
+        for (int j = 0; j < 32; ++j) sum += int32_t(i8(wb + 2)[j]) * int32_t(i8(xb + 2)[j]);
+        s += float(sum) * (half_at(wb) * half_at(xb));
+    }
+    return s;
+}
+
+// Q4_0 weights (18-byte blocks: f16 d, 16 bytes of nibbles, value q - 8) . Q8_0 activations.
+float dot_q4_0(const void* w, const void* x, int64_t n) {
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8_t* wb = bytes(w) + 18 * b;
+        const uint8_t* xb = bytes(x) + 34 * b;
+        const int8_t* y = i8(xb + 2);
+        int32_t sum = 0;
+        for (int j = 0; j < 16; ++j) {
+            sum += (int32_t(wb[2 + j] & 0xf) - 8) * int32_t(y[j]);
+            sum += (int32_t(wb[2 + j] >> 4) - 8) * int32_t(y[j + 16]);
+        }
+        s += float(sum) * (half_at(wb) * half_at(xb));
+    }
+    return s;
+}
+
+// ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j of a Q4_K block.
+void scale_min(int j, const uint8_t* q, int* sc, int* m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+// Q8_K activation block (292 bytes): f32 d, 256 int8, 16 int16 sums of 16 values.
+constexpr int kQ8K = 4 + 256 + 32;
+
+// Q4_K . Q8_K: x_w = (d sc_j) q - (dmin m_j) per sub-block j of 32, so
+// w . x = d d_x sum_j sc_j (q . y)_j - dmin d_x sum_j m_j (sum of y over j).
+float dot_q4_k(const void* w, const void* x, int64_t n) {
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 256; ++b) {
+        const uint8_t* wb = bytes(w) + 144 * b;
+        const uint8_t* xb = bytes(x) + kQ8K * b;
+        const int8_t* y = i8(xb + 4);
+        const uint8_t* q = wb + 16;
+        int32_t sum = 0, mins = 0;
+        for (int j = 0; j < 8; j += 2, q += 32, y += 64) {
+            int sc1, m1, sc2, m2;
+            scale_min(j, wb + 4, &sc1, &m1);
+            scale_min(j + 1, wb + 4, &sc2, &m2);
+            int32_t s1 = 0, s2 = 0;
+            for (int l = 0; l < 32; ++l) {
+                s1 += int32_t(q[l] & 0xf) * int32_t(y[l]);
+                s2 += int32_t(q[l] >> 4) * int32_t(y[l + 32]);
+            }
+            sum += sc1 * s1 + sc2 * s2;
+            const uint8_t* bs = xb + 4 + 256 + 2 * 2 * j;  // the 4 sums of 16 over sub-blocks j, j + 1
+            mins += m1 * (i16_at(bs) + i16_at(bs + 2)) + m2 * (i16_at(bs + 4) + i16_at(bs + 6));
+        }
+        const float dx = f32_at(xb);
+        s += dx * half_at(wb) * float(sum) - dx * half_at(wb + 2) * float(mins);
+    }
+    return s;
+}
+
+// Q6_K . Q8_K: x_w = (d sc_i) (q - 32) per sub-block i of 16.
+float dot_q6_k(const void* w, const void* x, int64_t n) {
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 256; ++b) {
+        const uint8_t* wb = bytes(w) + 210 * b;
+        const uint8_t* xb = bytes(x) + kQ8K * b;
+        const uint8_t* ql = wb;
+        const uint8_t* qh = wb + 128;
+        const int8_t* sc = i8(wb + 192);
+        const int8_t* y = i8(xb + 4);
+        int32_t sum = 0;
+        for (int half = 0; half < 2; ++half, ql += 64, qh += 32, sc += 8, y += 128) {
+            int32_t part[8] = {};  // per sub-block of 16: is + 2 k for value group k
+            for (int l = 0; l < 32; ++l) {
+                const int is = l / 16;
+                part[is + 0] += (((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32) * y[l];
+                part[is + 2] += (((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32) * y[l + 32];
+                part[is + 4] += (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32) * y[l + 64];
+                part[is + 6] += (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32) * y[l + 96];
+            }
+            for (int i = 0; i < 8; ++i) sum += int32_t(sc[i]) * part[i];
+        }
+        s += f32_at(xb) * half_at(wb + 208) * float(sum);
+    }
+    return s;
+}
+
+// ggml's quantize_row_q8_K_ref: d = max / -127 for the value of largest magnitude (so that one
+// maps to -127), q = min(127, nearest(x / d)), and the 16 sums of 16.
+void quantize_q8_k(const float* x, void* dst, int64_t n) {
+    for (int64_t b = 0; b < n / 256; ++b, x += 256) {
+        uint8_t* y = static_cast<uint8_t*>(dst) + kQ8K * b;
+        int8_t* q = reinterpret_cast<int8_t*>(y + 4);
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < 256; ++j)
+            if (std::fabs(x[j]) > amax) amax = std::fabs(x[j]), max = x[j];
+        float d = 0.0f;
+        if (amax == 0.0f) {
+            std::memset(q, 0, 256);
+        } else {
+            const float iscale = -127.0f / max;
+            for (int j = 0; j < 256; ++j) q[j] = int8_t(std::min(127, int(std::nearbyint(iscale * x[j]))));
+            d = 1.0f / iscale;
+        }
+        std::memcpy(y, &d, 4);
+        for (int j = 0; j < 16; ++j) {
+            int16_t sum = 0;
+            for (int l = 0; l < 16; ++l) sum = int16_t(sum + q[16 * j + l]);
+            std::memcpy(y + 4 + 256 + 2 * j, &sum, 2);
+        }
+    }
+}
+
+}  // namespace
+
+void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
+    switch (act) {
+        case GgmlType::f32: std::memcpy(dst, x, size_t(n) * 4); return;
+        case GgmlType::q8_0: quantize_row(GgmlType::q8_0, x, dst, n); return;
+        case GgmlType::q8_k:
+            MOE_CHECK(n % 256 == 0, "quantize_activations", "Q8_K rows hold a multiple of 256 values, got " + std::to_string(n));
+            quantize_q8_k(x, dst, n);
+            return;
+        default: fail("quantize_activations", std::string("no activation format ") + ggml_type_name(act));
+    }
+}
+
+const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q6_k};
+
+}  // namespace moe
