@@ -1,14 +1,17 @@
 // Mixtral-style models as GGUF, the way llama.cpp's convert_hf_to_gguf.py writes Mixtral
 // (architecture "llama" with llama.expert_count > 0): `moe convert` writes one from a model
-// directory, and a .gguf loads for generation (weights dequantized to f32 at load).
+// directory, and a .gguf loads for generation: its weights stay mapped and quantized
+// (gguf_infer_weights), or are dequantized to f32 into a ModelParams (gguf_model_load_weights).
 // docs/formats.md, "Writing GGUF", has the name and metadata mapping and the q/k permutation.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "moe/gguf.h"
 #include "moe/gguf_write.h"
+#include "moe/infer.h"
 #include "moe/model.h"
 #include "moe/model_io.h"
 #include "moe/tokenizer.h"
@@ -59,6 +62,12 @@ ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info = nullptr);
 // Fills p (from model_params_reserve of gguf_model_config(f)) with the dequantized weights, the
 // q/k permutation undone. Throws naming the tensor when one is missing or has other dims.
 void gguf_model_load_weights(const GgufFile& f, const ModelConfig& c, const ModelParams& p);
+// The decoder's weights straight from the mapped file (include/moe/infer.h): every matrix
+// stays in its stored type (Q8_0, Q4_K, ...), nothing is copied but F16 / BF16 norms and router
+// rows, which are dequantized. q / k keep ggml's row order (rope_pairs). The file stays alive
+// as long as the weights (their keep). Throws naming the tensor when one is missing, has other
+// dims, or has a type without a quantized product.
+InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> f, const ModelConfig& c);
 // True when the file has a vocabulary (tokenizer.ggml.model present and not "no_vocab" / "none");
 // gguf_tokenizer builds the BpeTokenizer (gpt2 model only).
 bool gguf_has_tokenizer(const GgufFile& f);

@@ -3,17 +3,45 @@
 // the whole context; this computes each position once (docs/model_spec.md, "Inference").
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "moe/model.h"
+#include "moe/qmatmul.h"
 #include "moe/rng.h"
 
 namespace moe {
 
+// The decoder's weights: matrices in any type qmatmul takes (f32 views of a ModelParams, or
+// the blocks of a memory-mapped GGUF, never copied), vectors in f32.
+struct InferLayerWeights {
+    const float* input_norm = nullptr;  // (D,)
+    const float* post_norm = nullptr;   // (D,)
+    QMatrix q, k, v, o;                 // (H hd, D), (Hkv hd, D) twice, (D, H hd)
+    MoeLayerParams ffn;                 // the router (f32 views) and experts (views or ffn.quant)
+};
+struct InferWeights {
+    QMatrix embed;    // (V, D): one row dequantized per token
+    QMatrix lm_head;  // (V, D)
+    const float* final_norm = nullptr;
+    std::vector<InferLayerWeights> layers;
+    // q / k rows in ggml's order (a GGUF: each head's rows as interleaved pairs): RoPE rotates
+    // adjacent pairs (2j, 2j+1), which gives the same scores as the Hugging Face order.
+    bool rope_pairs = false;
+    std::shared_ptr<const void> keep;  // what the pointers need alive (a mapped file, dequantized vectors)
+};
+// Views of p's f32 tensors, nothing copied.
+InferWeights infer_weights(const ModelParams& p, const ModelConfig& c);
+// Bytes of the weights one decode token reads (attention, norms, router, its K experts, the
+// LM head, one embedding row), in the weights' own types.
+double infer_active_bytes(const InferWeights& w, const ModelConfig& c);
+
 class InferSession {
 public:
     // max_ctx: the most positions the session holds (the KV cache is sized for it).
-    InferSession(const ModelConfig& c, const ModelParams& p, int64_t max_ctx);
+    InferSession(const ModelConfig& c, const InferWeights& w, int64_t max_ctx);
+    InferSession(const ModelConfig& c, const ModelParams& p, int64_t max_ctx)
+        : InferSession(c, infer_weights(p, c), max_ctx) {}
 
     // Appends n tokens at positions pos() .. pos() + n - 1 and returns their logits: (n, V) when
     // all_logits, else the last token's (V). Throws when the context would overflow max_ctx or
@@ -26,12 +54,13 @@ public:
 private:
     void attention(int64_t l, const float* x, float* out, int64_t n);
     ModelConfig c_;
-    ModelParams p_;  // views: the weights stay with the caller
+    InferWeights w_;  // views: the weights stay with the caller (or with w_.keep)
     int64_t max_ctx_ = 0, pos_ = 0;
     std::vector<std::vector<float>> k_, v_;  // per layer (Hkv, max_ctx, hd)
     std::vector<float> cos_, sin_;           // (max_ctx, hd / 2)
     std::vector<MoeLayerCache> moe_;         // per layer, reused
     std::vector<float> h_, n_, q_, kn_, vn_, o_, sub_, scores_, logits_, rstd_;
+    QMatmulScratch qmm_;
 };
 
 // llama.cpp's sampler chain, in its order: repetition penalty over the last repeat_last_n

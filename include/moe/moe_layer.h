@@ -9,6 +9,7 @@
 
 #include "moe/arena.h"
 #include "moe/expert_exchange.h"
+#include "moe/qmatmul.h"
 #include "moe/route_plan.h"
 #include "moe/router.h"
 #include "moe/tensor.h"
@@ -35,6 +36,14 @@ struct MoeLayerConfig {
 // Throws "[moe_layer] ..." when the sizes are impossible (E = 0, K > E, ...).
 void moe_layer_validate(const MoeLayerConfig& cfg);
 
+// Routed experts kept as a GGUF stores them (inference only): expert e's gate is rows
+// [e F, (e + 1) F) of w1 (E F, D), its up rows of w3 (E F, D), its down rows [e D, (e + 1) D) of
+// w2 (E D, F). Any type qmatmul takes; w1 / w3 / w2 may differ (llama.cpp's Q4_K_M mixes types).
+struct MoeQuantExperts {
+    QMatrix w1, w3, w2;
+    bool active() const { return w1.data != nullptr; }
+};
+
 // Views of the layer's tensors, parameters or their gradients (same layout).
 struct MoeLayerParams {
     TensorView router;        // (E, D); xmoe: (E, router_dim); dselect: (K (log2 E + 1), D); hash: unused
@@ -51,6 +60,9 @@ struct MoeLayerParams {
     TensorView ws3;     // (S, Fs, D) shared up
     TensorView ws2;     // (S, D, Fs) shared down
     TensorView ws_gate; // (S, D) shared experts' sigmoid gate (shared_gate), else (0, D)
+    // When active, the routed experts come from here and w1 / w3 / w2 are not read (forward
+    // only: backward and bf16 compute refuse it).
+    MoeQuantExperts quant;
 };
 
 // Throws "[op] expected <prefix>w1 of shape (E, F, D), got ..." unless every tensor fits cfg.
@@ -108,6 +120,7 @@ struct MoeLayerCache {
     // (refreshed every forward, as the masters may have changed), the rows and x in bf16.
     Buffer weights_b, rows_b, x_b, scratch_b;
     std::vector<int64_t> local_offsets;
+    QMatmulScratch qmm;              // quantized experts: quantized rows, dequantized panels
     MoePhaseTimes times;
 };
 

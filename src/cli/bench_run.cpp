@@ -2,6 +2,7 @@
 // llama-bench measures them, on a model directory or on a random-weight shape of issue 5.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include "moe/error.h"
 #include "moe/gemm.h"
 #include "moe/infer.h"
+#include "moe/quant.h"
 
 namespace moe::cli {
 namespace {
@@ -41,18 +43,11 @@ ModelConfig shape_config(const std::string& shape) {
     return c;
 }
 
-// Bytes of weights one decode token reads: attention, norms, router, K experts, LM head
-// (embedding: one row).
-double active_bytes(const ModelConfig& c) {
-    const double D = double(c.hidden()), hd = double(c.attn.hd());
-    double n = double(c.vocab_size) * D + D + D;
-    for (int64_t l = 0; l < c.num_layers; ++l) {
-        const MoeLayerConfig f = c.ffn(l);
-        n += 2 * D + D * hd * double(2 * c.attn.n_heads + 2 * c.attn.n_kv_heads) +
-             (c.is_moe_layer(l) ? double(f.n_experts) * D : 0) + double(f.top_k) * 3 * D * double(f.d_ff) +
-             double(f.n_shared) * 3 * D * double(f.d_ff_shared);
-    }
-    return 4 * n;
+// The type most of the weights are stored in: the first layer's experts (F32 for a directory).
+std::string weights_type(const InferWeights& w) {
+    if (w.layers.empty()) return "F32";
+    const MoeLayerParams& f = w.layers[0].ffn;
+    return f.quant.active() ? ggml_type_name(f.quant.w1.type) : "F32";
 }
 
 void bench_run(const BenchRunOptions& o) {
@@ -61,30 +56,34 @@ void bench_run(const BenchRunOptions& o) {
     std::unique_ptr<LoadedModel> loaded;
     ModelConfig c;
     Arena arena;
-    ModelParams p;
-    if (!o.model.empty()) {  // weights dequantized to f32 at load (a .gguf too)
+    InferWeights w;
+    double gb = 0;
+    if (!o.model.empty()) {  // a directory (f32 arena) or a GGUF (mapped, stored types)
         loaded = load_model(o.model, "bench run", false);
         c = loaded->c;
-        p = loaded->p;
+        w = loaded->w;
+        gb = double(loaded->format == "gguf" ? std::filesystem::file_size(o.model) : loaded->arena.bytes()) / 1e9;
     } else {
         c = shape_config(o.shape);
         model_validate(c);
         ModelSlots slots = model_params_reserve(arena, c);
         const double need = double(arena.bytes()) / 1e9;
         MOE_CHECK(need < 20, "bench run",
-                  o.shape + " needs " + std::to_string(need) + " GB of f32 weights; it runs once quantized weights "
-                            "stay quantized (issue 5), or pass a smaller model with -m");
+                  o.shape + " needs " + std::to_string(need) + " GB of f32 weights; write a quantized GGUF of it "
+                            "(moe convert --random) and pass it with -m");
         arena.allocate();
-        p = model_params_point(arena, slots, c);
+        const ModelParams p = model_params_point(arena, slots, c);
         model_params_init(p, c, 1);
+        w = infer_weights(p, c);
+        gb = double(arena.bytes()) / 1e9;
     }
-    const double gb = double((loaded ? loaded->arena : arena).bytes()) / 1e9;
+    const double active = infer_active_bytes(w, c);
     std::vector<int32_t> prompt(size_t(o.pp));
     for (int64_t i = 0; i < o.pp; ++i) prompt[size_t(i)] = int32_t((i * 7919) % c.vocab_size);
     std::vector<double> pp_s, tg_s;
     using clock = std::chrono::steady_clock;
     for (int r = 0; r <= o.reps; ++r) {  // repetition 0 warms up
-        InferSession s(c, p, ctx);
+        InferSession s(c, w, ctx);
         auto t0 = clock::now();
         const float* l = s.feed(prompt.data(), o.pp);
         const double a = std::chrono::duration<double>(clock::now() - t0).count();
@@ -101,11 +100,11 @@ void bench_run(const BenchRunOptions& o) {
         return v[v.size() / 2];
     };
     const double pp = double(o.pp) / median(pp_s), tg = double(o.tg) / median(tg_s);
-    nlohmann::ordered_json j = {{"bench", "run"}, {"model", o.model.empty() ? o.shape : o.model}, {"dtype", "f32"},
+    nlohmann::ordered_json j = {{"bench", "run"}, {"model", o.model.empty() ? o.shape : o.model}, {"weights_type", weights_type(w)},
                                 {"threads", get_num_threads()}, {"pp_tokens", o.pp}, {"pp_tokens_per_s", pp},
                                 {"tg_tokens", o.tg}, {"tg_tokens_per_s", tg},
-                                {"active_weight_bytes_per_token", active_bytes(c)},
-                                {"tg_weight_GB_per_s", active_bytes(c) * tg / 1e9}, {"weights_GB", gb},
+                                {"active_weight_bytes_per_token", active},
+                                {"tg_weight_GB_per_s", active * tg / 1e9}, {"weights_GB", gb},
                                 {"peak_rss_mb", peak_rss_mb()}, {"reps", o.reps}};
     std::printf("%s\n", j.dump().c_str());
 }
@@ -115,7 +114,7 @@ void bench_run(const BenchRunOptions& o) {
 void register_bench_run(CLI::App& bench) {
     auto o = std::make_shared<BenchRunOptions>();
     CLI::App* cmd = bench.add_subcommand("run", "prompt processing and generation speed (llama-bench's pp / tg)");
-    cmd->add_option("-m,--model", o->model, "model directory (default: random weights of --shape)");
+    cmd->add_option("-m,--model", o->model, "model directory or .gguf (default: random f32 weights of --shape)");
     cmd->add_option("--shape", o->shape, "mixtral-mini | olmoe-shape (issue 5's shapes, random weights)")
         ->check(CLI::IsMember({"mixtral-mini", "olmoe-shape"}));
     cmd->add_option("-p,--n-prompt", o->pp, "prompt tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));

@@ -27,26 +27,25 @@ struct GenerateOptions {
 
 // The prompt's tokens and the logits at every position, for comparisons with other engines
 // (tools/check_hf_mixtral.py).
-void write_prompt_logits(const std::string& path, const ModelConfig& c, const ModelParams& p,
+void write_prompt_logits(const std::string& path, const ModelConfig& c, const InferWeights& w,
                          std::vector<int32_t> ids) {
     MOE_CHECK(!ids.empty(), "generate", "--logits-out needs a non-empty prompt");
     const int64_t T = int64_t(ids.size());
-    std::vector<int32_t> targets(ids.size(), -100);
-    ModelCache cache;
-    model_forward(cache, c, p, ids.data(), targets.data(), 1, T, 0.0f, 0.0f);
+    InferSession s(c, w, T);
+    const float* logits = s.feed(ids.data(), T, true);
     TensorView tokens{ids.data(), DType::i32, Shape{T}};
-    safetensors_write(path, {{"tokens", tokens}, {"logits", cache.logits.view()}}, {});
+    TensorView lv{const_cast<float*>(logits), DType::f32, Shape{T, c.vocab_size}};
+    safetensors_write(path, {{"tokens", tokens}, {"logits", lv}}, {});
 }
 
 void run_generate(const GenerateOptions& o) {
     if (o.threads > 0) set_num_threads(o.threads);
     const auto m = load_model(o.model, "generate");
     const ModelConfig& c = m->c;
-    const ModelParams& p = m->p;
-    if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, p, m->tok.encode(o.prompt));
+    if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, m->w, m->tok.encode(o.prompt));
     Rng rng(o.seed);
     const int64_t ctx = o.ctx > 0 ? o.ctx : m->info.max_position_embeddings;
-    std::printf("%s\n", sample_text(c, p, m->tok, o.prompt, o.n, o.temperature, ctx, rng).c_str());
+    std::printf("%s\n", sample_text(c, m->w, m->tok, o.prompt, o.n, o.temperature, ctx, rng).c_str());
 }
 
 }  // namespace

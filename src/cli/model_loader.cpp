@@ -11,7 +11,8 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op,
     auto m = std::make_unique<LoadedModel>();
     // A .gguf file (moe convert, or llama.cpp's converter for Mixtral) or a model directory.
     const bool gguf = std::filesystem::is_regular_file(path) && gguf_has_magic(path);
-    std::unique_ptr<GgufFile> file = gguf ? std::make_unique<GgufFile>(path) : nullptr;
+    std::shared_ptr<const GgufFile> file = gguf ? std::make_shared<const GgufFile>(path) : nullptr;
+    m->format = gguf ? "gguf" : "directory";
     m->c = gguf ? gguf_model_config(*file, &m->info) : model_config_read(path + "/config.json", &m->info);
     if (need_tokenizer) {
         MOE_CHECK(!gguf || gguf_has_tokenizer(*file), op,
@@ -21,11 +22,13 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op,
                   path + ": the tokenizer has " + std::to_string(m->tok.vocab_size()) + " tokens, the model " +
                       std::to_string(m->c.vocab_size));
     }
-    m->p = model_params_allocate(m->arena, m->c);
-    if (gguf)
-        gguf_model_load_weights(*file, m->c, m->p);
-    else
-        model_load_weights(path, m->c, m->p);
+    if (gguf) {
+        m->w = gguf_infer_weights(file, m->c);
+    } else {
+        const ModelParams p = model_params_allocate(m->arena, m->c);
+        model_load_weights(path, m->c, p);
+        m->w = infer_weights(p, m->c);
+    }
     return m;
 }
 

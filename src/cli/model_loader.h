@@ -1,10 +1,12 @@
-// Loading a model for inference: a model directory (config.json, tokenizer.json, weights) or a
-// Mixtral GGUF with tokenizer metadata. Shared by moe run, moe generate and moe bench run.
+// Loading a model for inference: a model directory (config.json, tokenizer.json, weights, read
+// into an f32 arena) or a Mixtral GGUF with tokenizer metadata (mapped, its weights used where
+// they lie, in their stored types). Shared by moe run, moe generate and moe bench run.
 #pragma once
 #include <memory>
 #include <string>
 
 #include "moe/arena.h"
+#include "moe/infer.h"
 #include "moe/model.h"
 #include "moe/model_io.h"
 #include "moe/tokenizer.h"
@@ -15,8 +17,9 @@ struct LoadedModel {
     ModelConfig c;
     ModelFileInfo info;
     BpeTokenizer tok;
-    Arena arena;
-    ModelParams p;
+    Arena arena;    // a directory's f32 weights (empty for a GGUF)
+    InferWeights w; // what the decoder reads: views of the arena or of the mapped GGUF
+    std::string format;  // "directory" or "gguf"
 };
 
 // Throws naming the path when it is neither a model directory nor a usable GGUF file.

@@ -32,14 +32,13 @@ void run(const RunOptions& o) {
     const ModelConfig& c = m->c;
     const ModelFileInfo& info = m->info;
     const BpeTokenizer& tok = m->tok;
-    const ModelParams& p = m->p;
     std::vector<int32_t> ids = tok.encode(o.prompt);
     MOE_CHECK(!ids.empty(), "run", "the prompt is empty; pass -p TEXT");
     const int64_t ctx = o.ctx > 0 ? o.ctx : info.max_position_embeddings;
     MOE_CHECK(int64_t(ids.size()) + o.n <= ctx, "run",
               "the prompt (" + std::to_string(ids.size()) + " tokens) and -n " + std::to_string(o.n) +
                   " do not fit the context of " + std::to_string(ctx) + " tokens; pass a larger -c or a smaller -n");
-    InferSession session(c, p, ctx);
+    InferSession session(c, m->w, ctx);
     Rng rng(o.seed);
     std::fputs(o.prompt.c_str(), stdout);
     std::fflush(stdout);

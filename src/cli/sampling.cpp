@@ -8,7 +8,7 @@
 
 namespace moe::cli {
 
-std::string sample_text(ModelConfig cfg, const ModelParams& p, const BpeTokenizer& tok,
+std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokenizer& tok,
                         const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng) {
     std::vector<int32_t> ids = tok.encode(prompt);
     MOE_CHECK(!ids.empty(), "sample", "the prompt is empty; give at least one character");
@@ -16,7 +16,7 @@ std::string sample_text(ModelConfig cfg, const ModelParams& p, const BpeTokenize
     SamplingParams s;  // temperature only, no filters
     s.temperature = temperature;
     s.top_k = 0, s.top_p = 1, s.min_p = 0;
-    InferSession session(cfg, p, ctx);
+    InferSession session(cfg, w, ctx);
     // When the context is full, start again from its last half (the window slides by ctx / 2).
     auto refill = [&] {
         session.reset();

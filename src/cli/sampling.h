@@ -5,13 +5,14 @@
 #include <cstdint>
 #include <string>
 
+#include "moe/infer.h"
 #include "moe/model.h"
 #include "moe/rng.h"
 #include "moe/tokenizer.h"
 
 namespace moe::cli {
 
-std::string sample_text(ModelConfig cfg, const ModelParams& p, const BpeTokenizer& tok,
+std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokenizer& tok,
                         const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng);
 
 }  // namespace moe::cli

@@ -336,7 +336,7 @@ void run_train(const TrainOptions& opts) {
     std::printf("moe train: %lld steps, %.0f s, %.0f tokens/s (%.1f model GFLOP/s), validation loss %.3f "
                 "(perplexity %.1f)\n", (long long)(step - 1), total_s, tok_s,
                 tok_s * train_flops_per_token(t->cfg, o.seq_len) * 1e-9, val_loss, std::exp(val_loss));
-    std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, sample_text(t->cfg, t->p, tok, o.prompt, o.sample_tokens, o.temperature, o.seq_len, rng).c_str());
+    std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, sample_text(t->cfg, infer_weights(t->p, t->cfg), tok, o.prompt, o.sample_tokens, o.temperature, o.seq_len, rng).c_str());
     std::printf("--- run files in %s: metrics.jsonl, tokenizer.json, config.json, model.safetensors, "
                 "checkpoint.safetensors, train.tokens, val.tokens ---\n",
                 o.out.c_str());

@@ -134,6 +134,69 @@ void gguf_model_load_weights(const GgufFile& f, const ModelConfig& c, const Mode
     }
 }
 
+InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> file, const ModelConfig& c) {
+    const GgufFile& f = *file;
+    const std::string& path = f.path();
+    struct Keep {
+        std::shared_ptr<const GgufFile> file;
+        std::vector<std::vector<float>> owned;  // F16 / BF16 vectors and routers, dequantized
+    };
+    auto keep = std::make_shared<Keep>();
+    keep->file = file;
+    auto get = [&](const std::string& name, std::vector<int64_t> want) -> const GgufTensor& {
+        MOE_CHECK(f.has_tensor(name), kOp,
+                  path + " has no tensor '" + name + "'; the file is incomplete or not a Mixtral-style llama GGUF");
+        const GgufTensor& t = f.tensor(name);
+        MOE_CHECK(t.shape() == want, kOp,
+                  path + ": tensor '" + name + "' has shape " + dims_str(t.shape()) + " (PyTorch order), the metadata implies " +
+                      dims_str(want) + "; the tensors belong to another configuration");
+        return t;
+    };
+    auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) {
+        const GgufTensor& t = get(name, {rows, cols});
+        MOE_CHECK(qmatmul_supports(t.type), kOp,
+                  path + ": tensor '" + name + "' is " + ggml_type_name(t.type) +
+                      ", which has no quantized product here; supported: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K");
+        return QMatrix{t.type, rows, cols, f.tensor_data(t)};
+    };
+    auto experts = [&](const std::string& name, int64_t E, int64_t rows, int64_t cols) {
+        const GgufTensor& t = get(name, {E, rows, cols});
+        MOE_CHECK(qmatmul_supports(t.type), kOp,
+                  path + ": tensor '" + name + "' is " + ggml_type_name(t.type) + ", which has no quantized product here");
+        return QMatrix{t.type, E * rows, cols, f.tensor_data(t)};
+    };
+    auto f32 = [&](const std::string& name, std::vector<int64_t> shape) -> float* {
+        const GgufTensor& t = get(name, shape);
+        if (t.type == GgmlType::f32) return reinterpret_cast<float*>(const_cast<uint8_t*>(f.tensor_data(t)));
+        keep->owned.push_back(f.dequantize(name));
+        return keep->owned.back().data();
+    };
+    const int64_t D = c.hidden(), V = c.vocab_size, qw = c.attn.n_heads * c.attn.hd(), kw = c.attn.n_kv_heads * c.attn.hd();
+    const MoeLayerConfig& m = c.moe;
+    InferWeights w;
+    w.rope_pairs = true;
+    w.embed = matrix("token_embd.weight", V, D);
+    w.final_norm = f32("output_norm.weight", {D});
+    w.lm_head = c.tie_word_embeddings ? w.embed : matrix("output.weight", V, D);
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        const std::string b = "blk." + std::to_string(l) + ".";
+        InferLayerWeights L;
+        L.input_norm = f32(b + "attn_norm.weight", {D});
+        L.post_norm = f32(b + "ffn_norm.weight", {D});
+        L.q = matrix(b + "attn_q.weight", qw, D);
+        L.k = matrix(b + "attn_k.weight", kw, D);
+        L.v = matrix(b + "attn_v.weight", kw, D);
+        L.o = matrix(b + "attn_output.weight", D, qw);
+        L.ffn.router = TensorView{f32(b + "ffn_gate_inp.weight", {m.n_experts, D}), DType::f32, Shape{m.n_experts, D}};
+        L.ffn.quant.w1 = experts(b + "ffn_gate_exps.weight", m.n_experts, m.d_ff, D);
+        L.ffn.quant.w3 = experts(b + "ffn_up_exps.weight", m.n_experts, m.d_ff, D);
+        L.ffn.quant.w2 = experts(b + "ffn_down_exps.weight", m.n_experts, D, m.d_ff);
+        w.layers.push_back(L);
+    }
+    w.keep = keep;
+    return w;
+}
+
 bool gguf_has_tokenizer(const GgufFile& f) {
     if (!f.has("tokenizer.ggml.model")) return false;
     const std::string model = f.get<std::string>("tokenizer.ggml.model");

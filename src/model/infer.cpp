@@ -10,13 +10,73 @@
 #include "moe/gemm.h"
 #include "moe/infer.h"
 #include "moe/lm_loss.h"
+#include "moe/quant.h"
 
 namespace moe {
 
-InferSession::InferSession(const ModelConfig& c, const ModelParams& p, int64_t max_ctx)
-    : c_(c), p_(p), max_ctx_(max_ctx) {
+namespace {
+
+QMatrix f32_matrix(const TensorView& t) {
+    return {GgmlType::f32, t.shape[0], t.shape[t.shape.ndim - 1], t.f32()};
+}
+
+// RoPE on adjacent pairs (ggml's order of q / k rows): (u[2j], u[2j+1]) turns by angle j.
+void rope_rotate_pairs(float* u, const float* cos, const float* sin, int64_t hd) {
+    for (int64_t j = 0; j < hd / 2; ++j) {
+        const float a = u[2 * j], b = u[2 * j + 1];
+        u[2 * j] = a * cos[j] - b * sin[j];
+        u[2 * j + 1] = b * cos[j] + a * sin[j];
+    }
+}
+
+double matrix_bytes(const QMatrix& m) { return double(m.rows) * double(m.row_bytes()); }
+
+}  // namespace
+
+InferWeights infer_weights(const ModelParams& p, const ModelConfig& c) {
+    InferWeights w;
+    w.embed = f32_matrix(p.embed);
+    w.lm_head = f32_matrix(p.lm_head);
+    w.final_norm = p.final_norm.f32();
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        const ModelLayerParams& lp = p.layers[size_t(l)];
+        InferLayerWeights L;
+        L.input_norm = lp.input_norm.f32();
+        L.post_norm = lp.post_norm.f32();
+        L.q = f32_matrix(lp.attn.q_proj);
+        L.k = f32_matrix(lp.attn.k_proj);
+        L.v = f32_matrix(lp.attn.v_proj);
+        L.o = f32_matrix(lp.attn.o_proj);
+        L.ffn = lp.moe;
+        w.layers.push_back(L);
+    }
+    return w;
+}
+
+double infer_active_bytes(const InferWeights& w, const ModelConfig& c) {
+    const double D = double(c.hidden());
+    double b = matrix_bytes(w.lm_head) + double(w.embed.row_bytes()) + 4 * D;
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+        const InferLayerWeights& L = w.layers[size_t(l)];
+        const MoeLayerConfig f = c.ffn(l);
+        b += 8 * D + matrix_bytes(L.q) + matrix_bytes(L.k) + matrix_bytes(L.v) + matrix_bytes(L.o);
+        b += 4 * double(L.ffn.router.numel());
+        const double K = double(f.top_k), E = double(f.n_experts);
+        if (L.ffn.quant.active())
+            b += K / E * (matrix_bytes(L.ffn.quant.w1) + matrix_bytes(L.ffn.quant.w3) + matrix_bytes(L.ffn.quant.w2));
+        else
+            b += 4 * K * 3 * D * double(f.d_ff);
+        b += 4 * double(f.n_shared) * 3 * D * double(f.d_ff_shared);
+    }
+    return b;
+}
+
+InferSession::InferSession(const ModelConfig& c, const InferWeights& w, int64_t max_ctx)
+    : c_(c), w_(w), max_ctx_(max_ctx) {
     model_validate(c_);
     MOE_CHECK(max_ctx > 0, "infer", "the context size must be > 0, got " + std::to_string(max_ctx));
+    MOE_CHECK(int64_t(w_.layers.size()) == c_.num_layers, "infer",
+              "the weights have " + std::to_string(w_.layers.size()) + " layers, the config " + std::to_string(c_.num_layers));
     c_.moe.router.training = false;  // no noise, jitter or random routing at inference
     const int64_t hd = c_.attn.hd(), Hkv = c_.attn.n_kv_heads;
     k_.assign(size_t(c_.num_layers), std::vector<float>(size_t(Hkv * max_ctx * hd)));
@@ -26,16 +86,21 @@ InferSession::InferSession(const ModelConfig& c, const ModelParams& p, int64_t m
 }
 
 void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
-    const ModelLayerParams& lp = p_.layers[size_t(l)];
+    const InferLayerWeights& lw = w_.layers[size_t(l)];
     const int64_t D = c_.hidden(), H = c_.attn.n_heads, Hkv = c_.attn.n_kv_heads, hd = c_.attn.hd();
     const int64_t qw = H * hd, kw = Hkv * hd, half = hd / 2, group = H / Hkv, end = pos_ + n;
     q_.resize(size_t(n * qw));
     kn_.resize(size_t(n * kw));
     vn_.resize(size_t(n * kw));
-    gemm_f32(false, true, n, qw, D, 1.0f, x, D, lp.attn.q_proj.f32(), D, 0.0f, q_.data(), qw);
-    gemm_f32(false, true, n, kw, D, 1.0f, x, D, lp.attn.k_proj.f32(), D, 0.0f, kn_.data(), kw);
-    gemm_f32(false, true, n, kw, D, 1.0f, x, D, lp.attn.v_proj.f32(), D, 0.0f, vn_.data(), kw);
-    auto rope = [&](float* u, int64_t t) { rope_rotate(u, cos_.data() + t * half, sin_.data() + t * half, hd); };
+    qmatmul(q_.data(), qw, x, D, n, lw.q, 0.0f, qmm_);
+    qmatmul(kn_.data(), kw, x, D, n, lw.k, 0.0f, qmm_);
+    qmatmul(vn_.data(), kw, x, D, n, lw.v, 0.0f, qmm_);
+    auto rope = [&](float* u, int64_t t) {
+        if (w_.rope_pairs)
+            rope_rotate_pairs(u, cos_.data() + t * half, sin_.data() + t * half, hd);
+        else
+            rope_rotate(u, cos_.data() + t * half, sin_.data() + t * half, hd);
+    };
     float *K = k_[size_t(l)].data(), *V = v_[size_t(l)].data();
     for (int64_t i = 0; i < n; ++i) {
         for (int64_t h = 0; h < H; ++h) rope(q_.data() + i * qw + h * hd, pos_ + i);
@@ -59,7 +124,7 @@ void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
         for (int64_t i = 0; i < n; ++i) causal_softmax_row(S + i * end, pos_ + i, end);  // query i sees 0 .. pos + i
         gemm_f32(false, false, n, hd, end, 1.0f, S, end, Vh, hd, 0.0f, o_.data() + h * hd, qw);
     }
-    gemm_f32(false, true, n, D, qw, 1.0f, o_.data(), qw, lp.attn.o_proj.f32(), qw, 0.0f, out, D);
+    qmatmul(out, D, o_.data(), qw, n, lw.o, 0.0f, qmm_);
 }
 
 const float* InferSession::feed(const int32_t* tokens, int64_t n, bool all_logits) {
@@ -77,24 +142,24 @@ const float* InferSession::feed(const int32_t* tokens, int64_t n, bool all_logit
     n_.resize(size_t(n * D));
     sub_.resize(size_t(n * D));
     rstd_.resize(size_t(n));
-    embedding_forward(h_.data(), p_.embed.f32(), tokens, n, V, D);
+    for (int64_t i = 0; i < n; ++i) dequantize_row(w_.embed.type, w_.embed.row(tokens[i]), h_.data() + i * D, D);
     for (int64_t l = 0; l < c_.num_layers; ++l) {
-        const ModelLayerParams& lp = p_.layers[size_t(l)];
-        rmsnorm_forward(n_.data(), rstd_.data(), h_.data(), lp.input_norm.f32(), n, D, eps);
+        const InferLayerWeights& lw = w_.layers[size_t(l)];
+        rmsnorm_forward(n_.data(), rstd_.data(), h_.data(), lw.input_norm, n, D, eps);
         attention(l, n_.data(), sub_.data(), n);
         for (int64_t i = 0; i < n * D; ++i) h_[size_t(i)] += sub_[size_t(i)];
-        rmsnorm_forward(n_.data(), rstd_.data(), h_.data(), lp.post_norm.f32(), n, D, eps);
+        rmsnorm_forward(n_.data(), rstd_.data(), h_.data(), lw.post_norm, n, D, eps);
         MoeLayerLosses losses;
-        moe_layer_forward(TensorView{sub_.data(), DType::f32, Shape{n, D}}, losses, moe_[size_t(l)], c_.ffn(l), lp.moe,
+        moe_layer_forward(TensorView{sub_.data(), DType::f32, Shape{n, D}}, losses, moe_[size_t(l)], c_.ffn(l), lw.ffn,
                           TensorView{n_.data(), DType::f32, Shape{n, D}}, nullptr, tokens);
         for (int64_t i = 0; i < n * D; ++i) h_[size_t(i)] += sub_[size_t(i)];
     }
     pos_ += n;
     const int64_t rows = all_logits ? n : 1;
     const float* hr = h_.data() + (n - rows) * D;
-    rmsnorm_forward(n_.data(), rstd_.data(), hr, p_.final_norm.f32(), rows, D, eps);
+    rmsnorm_forward(n_.data(), rstd_.data(), hr, w_.final_norm, rows, D, eps);
     logits_.resize(size_t(rows * V));
-    gemm_f32(false, true, rows, V, D, 1.0f, n_.data(), D, p_.lm_head.f32(), D, 0.0f, logits_.data(), V);
+    qmatmul(logits_.data(), V, n_.data(), D, rows, w_.lm_head, 0.0f, qmm_);
     return logits_.data();
 }
 

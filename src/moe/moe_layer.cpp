@@ -98,9 +98,24 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
                       std::to_string(n_local_experts) + " (expert parallelism), got shape " + p.w1.shape.str());
         Ew = n_local_experts;
     }
-    check_tensor(op, (n + "w1").c_str(), p.w1, {Ew, F, D});
-    check_tensor(op, (n + "w3").c_str(), p.w3, {Ew, F, D});
-    check_tensor(op, (n + "w2").c_str(), p.w2, {Ew, D, F});
+    if (p.quant.active()) {
+        auto check_q = [&](const char* name, const QMatrix& m, int64_t rows, int64_t cols) {
+            MOE_CHECK(m.data && m.rows == rows && m.cols == cols, op,
+                      "expected quantized " + n + name + " of " + std::to_string(rows) + " x " + std::to_string(cols) +
+                          " (E F, D: every expert's rows stacked), got " + std::to_string(m.rows) + " x " +
+                          std::to_string(m.cols));
+            MOE_CHECK(qmatmul_supports(m.type), op,
+                      n + name + " is " + ggml_type_name(m.type) + ", which has no quantized product here");
+        };
+        MOE_CHECK(c.dtype == DType::f32, op, "quantized experts compute in f32 (dequantized), not bf16");
+        check_q("w1", p.quant.w1, E * F, D);
+        check_q("w3", p.quant.w3, E * F, D);
+        check_q("w2", p.quant.w2, E * D, F);
+    } else {
+        check_tensor(op, (n + "w1").c_str(), p.w1, {Ew, F, D});
+        check_tensor(op, (n + "w3").c_str(), p.w3, {Ew, F, D});
+        check_tensor(op, (n + "w2").c_str(), p.w2, {Ew, D, F});
+    }
     if (S > 0) {
         check_tensor(op, (n + "ws1").c_str(), p.ws1, {S, Fs, D});
         check_tensor(op, (n + "ws3").c_str(), p.ws3, {S, Fs, D});
@@ -137,7 +152,7 @@ LocalExperts moe_layer_local_experts(const ExpertExchange& ex, const MoeLayerCon
 }
 
 int64_t moe_layer_weight_index(const MoeLayerParams& p, const MoeLayerConfig& c, const LocalExperts& l) {
-    return p.w1.shape[0] == c.n_experts ? l.e0 : 0;
+    return p.quant.active() || p.w1.shape[0] == c.n_experts ? l.e0 : 0;
 }
 
 MoeBf16Weights moe_layer_bf16_weights(MoeLayerCache& cache, const MoeLayerConfig& c,
@@ -190,6 +205,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
     if (c.router.kind == RouterKind::soft_moe) {
         MOE_CHECK(!exchange || exchange->in_place(), op,
                   "soft_moe mixes every token into every slot and runs in one process; use the local exchange");
+        MOE_CHECK(!params.quant.active(), op, "soft_moe needs f32 expert weights, not quantized ones");
         soft_moe_forward(y.f32(), losses, cache, c, params, x.f32(), T);
         return;
     }

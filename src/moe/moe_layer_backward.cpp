@@ -25,6 +25,7 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
     LocalExchange local;
     ExpertExchange& ex = exchange ? *exchange : local;
     const LocalExperts mine = moe_layer_local_experts(ex, c);
+    MOE_CHECK(!params.quant.active(), op, "the experts are quantized (inference weights); backward needs f32 weights");
     moe_layer_check_params(op, "", c, params, mine.n_local);
     moe_layer_check_params(op, "grad.", c, grads, mine.n_local);
     MOE_CHECK(grads.w1.shape[0] == params.w1.shape[0], op,

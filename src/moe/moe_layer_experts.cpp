@@ -22,7 +22,20 @@ void experts_forward(float* out, MoeLayerCache& cache, const MoeLayerConfig& c,
     float* scratch = grow(cache.scratch, max_n * F);
     float* h1 = grow(cache.h1, N * F);
     float* h3 = grow(cache.h3, N * F);
-    if (c.dtype == DType::bf16) {
+    if (params.quant.active()) {
+        const MoeQuantExperts& q = params.quant;
+        for (int64_t e = 0; e < n_local; ++e) {
+            const int64_t r0 = offsets[e], n = offsets[e + 1] - r0, ew = w0 + e;
+            if (n == 0) continue;
+            float* a1 = h1 + r0 * F;
+            float* a3 = h3 + r0 * F;
+            qmatmul(a1, F, rows + r0 * D, D, n, q.w1.slice(ew * F, F), 0.0f, cache.qmm);
+            qmatmul(a3, F, rows + r0 * D, D, n, q.w3.slice(ew * F, F), 0.0f, cache.qmm);
+            const KernelTable& k = kernels();
+            parallel_chunks(n * F, [&](int64_t i, int64_t len) { k.swiglu_forward(scratch + i, a1 + i, a3 + i, len); });
+            qmatmul(out + r0 * D, D, scratch, F, n, q.w2.slice(ew * D, D), 0.0f, cache.qmm);
+        }
+    } else if (c.dtype == DType::bf16) {
         MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, w0, n_local, true);
         bf16* rows_b = grow_bf16(cache.rows_b, N * D);
         convert_to_bf16(rows_b, rows, N * D);
