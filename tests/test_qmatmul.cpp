@@ -159,8 +159,8 @@ TEST(QMatmul, Q8KActivationsFollowGgml) {
 
 TEST(QMatmul, BothPathsMatchAReferenceProduct) {
     // y (n, rows) = beta y + x W^T through the decode path (quantized x) and the GEMM path (f32 x),
-    // with row strides wider than the rows.
-    const int64_t rows = 40, cols = 512, n = 3, ldx = cols + 8, ldy = rows + 5;
+    // with row strides wider than the rows; large enough for the threaded loop.
+    const int64_t rows = 72, cols = 512, n = 3, ldx = cols + 8, ldy = rows + 5;
     Rng rng(21);
     std::vector<float> x(size_t(n * ldx)), y0(size_t(n * ldy));
     rng.fill_normal(x.data(), int64_t(x.size()), 0.0f, 1.0f);

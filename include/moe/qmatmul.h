@@ -52,7 +52,7 @@ void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n);
 
 // Reused buffers of qmatmul (grow, never shrink).
 struct QMatmulScratch {
-    std::vector<uint8_t> xq;   // the quantized rows of x
+    std::vector<uint8_t> xq, xq2;  // the quantized rows of x (xq2: a second format)
     std::vector<float> panel;  // dequantized rows of W
 };
 
@@ -67,5 +67,22 @@ void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int6
 
 // Rows of x up to which qmatmul uses the dot kernels (decode); above it, dequantize + GEMM.
 constexpr int64_t kQGemvMaxRows = 4;
+
+// The dot path in two steps, so that one parallel loop serves several matrices (q, k and v of
+// a token; the gate and up matrices of all its experts): quantize the rows of x once per
+// activation format, then run every job's rows in one loop. Job: y[i * ldy + r] (= beta y +)
+// w.row(r) . x_i for r < w.rows, i < n, x_i at xq + i * xq_stride in w's activation format.
+struct QGemvJob {
+    QMatrix w;
+    const uint8_t* xq = nullptr;
+    int64_t xq_stride = 0, n = 0;
+    float* y = nullptr;
+    int64_t ldy = 0;
+    float beta = 0.0f;
+};
+// Quantizes n rows of x (row stride ldx, cols values each) for weights of type `weight` into
+// buf; returns the byte stride of one quantized row.
+int64_t qgemv_quantize(std::vector<uint8_t>& buf, GgmlType weight, const float* x, int64_t ldx, int64_t n, int64_t cols);
+void qgemv_run(const QDotTable& table, const QGemvJob* jobs, int64_t n_jobs);
 
 }  // namespace moe

@@ -64,33 +64,58 @@ const QDotTable& qdot_kernels() {
     return *table;
 }
 
+int64_t qgemv_quantize(std::vector<uint8_t>& buf, GgmlType weight, const float* x, int64_t ldx, int64_t n, int64_t cols) {
+    const GgmlType act = qdot_activation_type(weight);
+    const int64_t xb = ggml_row_bytes(act, cols);
+    if (int64_t(buf.size()) < n * xb) buf.resize(size_t(n * xb));
+    for (int64_t i = 0; i < n; ++i) quantize_activations(act, x + i * ldx, buf.data() + i * xb, cols);
+    return xb;
+}
+
+void qgemv_run(const QDotTable& table, const QGemvJob* jobs, int64_t n_jobs) {
+    // Blocks of rows of every job, split evenly across the threads: each weight row is read
+    // once (from memory) and used for every row of x (from cache).
+    constexpr int64_t kBlock = 32;
+    struct Block {
+        int64_t job, r0, r1;
+    };
+    std::vector<Block> blocks;  // read by every thread of the loop below
+    int64_t work = 0;
+    for (int64_t j = 0; j < n_jobs; ++j) {
+        for (int64_t r = 0; r < jobs[j].w.rows; r += kBlock) blocks.push_back({j, r, std::min(jobs[j].w.rows, r + kBlock)});
+        work += jobs[j].w.rows * jobs[j].w.cols * jobs[j].n;
+    }
+    const int64_t nb = int64_t(blocks.size());
+#pragma omp parallel for schedule(static) if (work >= (1 << 16))
+    for (int64_t b = 0; b < nb; ++b) {
+        const QGemvJob& J = jobs[blocks[size_t(b)].job];
+        const QDotFn dot = table.get(J.w.type);
+        const int64_t wb = J.w.row_bytes();
+        const uint8_t* W = static_cast<const uint8_t*>(J.w.data);
+        for (int64_t r = blocks[size_t(b)].r0; r < blocks[size_t(b)].r1; ++r)
+            for (int64_t i = 0; i < J.n; ++i) {
+                const float v = dot(W + r * wb, J.xq + i * J.xq_stride, J.w.cols);
+                float& out = J.y[i * J.ldy + r];
+                out = J.beta == 0.0f ? v : J.beta * out + v;
+            }
+    }
+}
+
 void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int64_t ldx, int64_t n,
              const QMatrix& w, float beta, QMatmulScratch& s, int gemv) {
     const char* op = "qmatmul";
     if (n <= 0 || w.rows == 0) return;
     MOE_CHECK(w.data && w.cols > 0, op, "the weight matrix has no data");
-    const GgmlType act = qdot_activation_type(w.type);
+    (void)qdot_activation_type(w.type);  // throws for a type without a product
     if (w.type == GgmlType::f32) {  // already what the GEMM takes
         gemm_f32(false, true, n, w.rows, w.cols, 1.0f, x, ldx, static_cast<const float*>(w.data), w.cols, beta, y, ldy);
         return;
     }
-    const int64_t wb = w.row_bytes();
     if (gemv == 1 || (gemv < 0 && n <= kQGemvMaxRows)) {
-        const int64_t xb = ggml_row_bytes(act, w.cols);
-        if (int64_t(s.xq.size()) < n * xb) s.xq.resize(size_t(n * xb));
-        for (int64_t i = 0; i < n; ++i) quantize_activations(act, x + i * ldx, s.xq.data() + i * xb, w.cols);
-        const QDotFn dot = table.get(w.type);
-        const uint8_t* W = static_cast<const uint8_t*>(w.data);
-        const uint8_t* X = s.xq.data();
-        // Each weight row is read once (from memory) and used for every row of x (from cache).
-#pragma omp parallel for schedule(static) if (w.rows * w.cols >= (1 << 16))
-        for (int64_t r = 0; r < w.rows; ++r) {
-            for (int64_t i = 0; i < n; ++i) {
-                const float v = dot(W + r * wb, X + i * xb, w.cols);
-                float& out = y[i * ldy + r];
-                out = beta == 0.0f ? v : beta * out + v;
-            }
-        }
+        QGemvJob job{w, nullptr, 0, n, y, ldy, beta};
+        job.xq_stride = qgemv_quantize(s.xq, w.type, x, ldx, n, w.cols);
+        job.xq = s.xq.data();
+        qgemv_run(table, &job, 1);
         return;
     }
     // Dequantize a panel of rows (about 4 MiB of f32) at a time, then one GEMM per panel.

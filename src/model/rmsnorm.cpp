@@ -8,7 +8,7 @@ namespace moe {
 
 void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t R, int64_t D,
                      float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (int64_t r = 0; r < R; ++r) {
         const float* xr = x + r * D;
         double ss = 0;
@@ -22,7 +22,7 @@ void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int6
 void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
                       const float* rstd, int64_t R, int64_t D) {
     // dx_j = s (w_j dy_j - x_j s^2 mean_k(w_k dy_k x_k)); dw_j += sum_r dy_rj x_rj s_r.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * D >= 32768)
     for (int64_t r = 0; r < R; ++r) {
         const float* xr = x + r * D;
         const float* g = dy + r * D;

@@ -63,7 +63,7 @@ MoeLayerParamSlots moe_layer_params_reserve(Arena& arena, const MoeLayerConfig& 
 MoeLayerParams moe_layer_params_point(const Arena& a, const MoeLayerParamSlots& s) {
     return {a.view(s.router), a.view(s.router_noise), a.view(s.router_bias),
             a.view(s.router_proj), a.view(s.router_temp), a.view(s.w1), a.view(s.w3), a.view(s.w2),
-            a.view(s.ws1), a.view(s.ws3), a.view(s.ws2), a.view(s.ws_gate)};
+            a.view(s.ws1), a.view(s.ws3), a.view(s.ws2), a.view(s.ws_gate), {}};
 }
 
 void moe_layer_params_init(const MoeLayerParams& p, uint64_t seed) {
@@ -219,7 +219,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
     const int64_t A = plan.n_assignments();
     float* rows = grow(cache.rows, A * D);
     const float* xp = x.f32();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (A * D >= 32768)
     for (int64_t a = 0; a < A; ++a)
         std::copy_n(xp + int64_t(plan.token_index[size_t(a)]) * D, D, rows + a * D);
     float* local_rows = ex.to_experts(plan, rows, D, cache.local_offsets);
@@ -241,7 +241,7 @@ void moe_layer_forward(TensorView y, MoeLayerLosses& losses, MoeLayerCache& cach
 
     // Combine: each token sums its kept assignments in k order (deterministic).
     float* yp = y.f32();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T * D >= 32768)
     for (int64_t t = 0; t < T; ++t) {
         float* yt = yp + t * D;
         std::fill_n(yt, D, 0.0f);

@@ -12,6 +12,41 @@
 
 namespace moe {
 
+namespace {
+
+// Decode (every expert's segment <= kQGemvMaxRows rows): the rows quantized once per format,
+// the gate and up products of all experts in one parallel loop, then all down products in
+// another, instead of three loops per expert (OLMoE decodes 8 experts per token and layer).
+void quant_experts_decode(float* out, float* h1, float* h3, MoeLayerCache& cache, const MoeQuantExperts& q,
+                          const float* rows, int64_t D, int64_t F, int64_t w0, int64_t n_local) {
+    const int64_t* offsets = cache.local_offsets.data();
+    const int64_t N = offsets[n_local];
+    const QDotTable& table = qdot_kernels();
+    QMatmulScratch& s = cache.qmm;
+    const int64_t xb1 = qgemv_quantize(s.xq, q.w1.type, rows, D, N, D);
+    const bool same = qdot_activation_type(q.w3.type) == qdot_activation_type(q.w1.type);
+    const int64_t xb3 = same ? xb1 : qgemv_quantize(s.xq2, q.w3.type, rows, D, N, D);
+    const uint8_t* x3 = same ? s.xq.data() : s.xq2.data();
+    std::vector<QGemvJob> jobs;
+    for (int64_t e = 0; e < n_local; ++e) {
+        const int64_t r0 = offsets[e], n = offsets[e + 1] - r0, ew = w0 + e;
+        if (n == 0) continue;
+        jobs.push_back({q.w1.slice(ew * F, F), s.xq.data() + r0 * xb1, xb1, n, h1 + r0 * F, F, 0.0f});
+        jobs.push_back({q.w3.slice(ew * F, F), x3 + r0 * xb3, xb3, n, h3 + r0 * F, F, 0.0f});
+    }
+    qgemv_run(table, jobs.data(), int64_t(jobs.size()));
+    kernels().swiglu_forward(h1, h1, h3, N * F);  // inference: h1 becomes the activation
+    const int64_t xb2 = qgemv_quantize(s.xq, q.w2.type, h1, F, N, F);
+    jobs.clear();
+    for (int64_t e = 0; e < n_local; ++e) {
+        const int64_t r0 = offsets[e], n = offsets[e + 1] - r0, ew = w0 + e;
+        if (n > 0) jobs.push_back({q.w2.slice(ew * D, D), s.xq.data() + r0 * xb2, xb2, n, out + r0 * D, D, 0.0f});
+    }
+    qgemv_run(table, jobs.data(), int64_t(jobs.size()));
+}
+
+}  // namespace
+
 void experts_forward(float* out, MoeLayerCache& cache, const MoeLayerConfig& c,
                      const MoeLayerParams& params, const float* rows, int64_t w0, int64_t n_local) {
     const int64_t D = c.d_model, F = c.d_ff;
@@ -22,7 +57,9 @@ void experts_forward(float* out, MoeLayerCache& cache, const MoeLayerConfig& c,
     float* scratch = grow(cache.scratch, max_n * F);
     float* h1 = grow(cache.h1, N * F);
     float* h3 = grow(cache.h3, N * F);
-    if (params.quant.active()) {
+    if (params.quant.active() && max_n <= kQGemvMaxRows) {
+        quant_experts_decode(out, h1, h3, cache, params.quant, rows, D, F, w0, n_local);
+    } else if (params.quant.active()) {
         const MoeQuantExperts& q = params.quant;
         for (int64_t e = 0; e < n_local; ++e) {
             const int64_t r0 = offsets[e], n = offsets[e + 1] - r0, ew = w0 + e;

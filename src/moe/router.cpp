@@ -401,7 +401,7 @@ void router_forward(MoeLayerCache& cache, MoeLayerLosses& losses, const MoeLayer
             rc.choice.resize(size_t(T * E));
             sinkhorn_balance(rc.choice.data(), rc.logits.data(), T, E, r.sinkhorn_iters);
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (T >= 16)
         for (int64_t t = 0; t < T; ++t)
             select_token(c, rc, t, plan.topk_idx.data() + t * Kv, plan.topk_weight.data() + t * Kv,
                          rc.skip.data() + t * Kv, token_ids);
