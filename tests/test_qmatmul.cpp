@@ -17,7 +17,7 @@ using namespace moe;
 namespace {
 
 const GgmlType kTypes[] = {GgmlType::f32, GgmlType::f16, GgmlType::bf16, GgmlType::q8_0,
-                           GgmlType::q4_0, GgmlType::q4_k, GgmlType::q6_k};
+                           GgmlType::q4_0, GgmlType::q4_k, GgmlType::q5_k, GgmlType::q6_k};
 
 void put_half(uint8_t* p, float f) {
     const uint16_t h = fp32_to_fp16(f);
@@ -25,7 +25,7 @@ void put_half(uint8_t* p, float f) {
 }
 
 // A rows x cols matrix in `type`: quantized from N(0, 1) values where a quantizer exists, else
-// (Q4_K, Q6_K) random blocks with random scales, mins and quants of realistic size.
+// (Q4_K, Q5_K, Q6_K) random blocks with random scales, mins and quants of realistic size.
 std::vector<uint8_t> random_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
     Rng rng(seed);
     std::vector<uint8_t> m(size_t(rows * ggml_row_bytes(type, cols)));
@@ -39,7 +39,7 @@ std::vector<uint8_t> random_matrix(GgmlType type, int64_t rows, int64_t cols, ui
     for (auto& b : m) b = uint8_t(rng.next_u64());
     const int64_t bb = ggml_type_info(type).block_bytes;
     for (size_t off = 0; off < m.size(); off += size_t(bb)) {
-        if (type == GgmlType::q4_k) {
+        if (type == GgmlType::q4_k || type == GgmlType::q5_k) {
             put_half(&m[off], 0.01f + 0.02f * rng.uniform());
             put_half(&m[off + 2], 0.01f + 0.02f * rng.uniform());
         } else {
@@ -196,14 +196,14 @@ TEST(QMatmul, BothPathsMatchAReferenceProduct) {
 }
 
 TEST(QMatmul, UnsupportedTypesAreNamed) {
-    std::vector<uint8_t> b(64);
-    const QMatrix w{GgmlType::q5_k, 1, 256, b.data()};
+    std::vector<uint8_t> b(192);  // one Q5_1 row of 256
+    const QMatrix w{GgmlType::q5_1, 1, 256, b.data()};
     QMatmulScratch s;
     float x[256] = {}, y[1];
     try {
         qmatmul(y, 1, x, 256, 1, w, 0.0f, s);
-        FAIL() << "Q5_K has no product";
+        FAIL() << "Q5_1 has no product";
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("Q5_K"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("Q5_1"), std::string::npos) << e.what();
     }
 }

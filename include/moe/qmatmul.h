@@ -1,7 +1,8 @@
-// Products with weights kept as a GGUF stores them (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K):
+// Products with weights kept as a GGUF stores them (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K,
+// Q6_K):
 // y = x W^T (nn.Linear) straight from the blocks, no f32 copy of W. A few rows of x (decode)
 // go through per-row dot kernels on quantized activations, llama.cpp's scheme: x is quantized
-// once to Q8_0 (for Q8_0 / Q4_0 weights) or Q8_K (for Q4_K / Q6_K), and each block's integer
+// once to Q8_0 (for Q8_0 / Q4_0 weights) or Q8_K (for the K-quants), and each block's integer
 // dot product is scaled by the two block scales. More rows (prompt processing) dequantize W a
 // panel at a time and use the f32 GEMM. docs/formats.md, "Quantized products", has the formulas.
 #pragma once
@@ -26,7 +27,7 @@ struct QMatrix {
 };
 
 // The activation format a weight type's dot product takes: Q8_0 for Q8_0 / Q4_0, Q8_K for
-// Q4_K / Q6_K, F32 for F32 / F16 / BF16. Throws naming the type when there is no dot product.
+// Q4_K / Q5_K / Q6_K, F32 for F32 / F16 / BF16. Throws naming the type when there is no dot product.
 GgmlType qdot_activation_type(GgmlType weight);
 bool qmatmul_supports(GgmlType weight);
 
@@ -36,7 +37,7 @@ using QDotFn = float (*)(const void* w, const void* x, int64_t n);
 
 struct QDotTable {
     CpuPath path;
-    QDotFn f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+    QDotFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
     QDotFn get(GgmlType weight) const;
 };
 const QDotTable& qdot_kernels();                // the active path (MOE_CPU honoured)
@@ -45,8 +46,9 @@ extern const QDotTable kQDotScalar;
 extern const QDotTable kQDotAvx2;
 
 // Activation quantization, one definition for every path (kernels/ref/qdot_ref.cpp), as ggml's
-// quantize_row_q8_0_ref and quantize_row_q8_K_ref: Q8_0 blocks of 32 (f16 scale amax / 127), Q8_K
-// blocks of 256 (f32 scale, 16 int16 sums of 16 values). F32: a copy. dst holds
+// CPU backend quantizes activations on x86: Q8_0 blocks of 32 (f16 scale max|x| / 127, values
+// x 127 / max|x| rounded half to even, as its AVX2 quantize_row_q8_0), Q8_K blocks of 256
+// (quantize_row_q8_K_ref: f32 scale, 16 int16 sums of 16 values). F32: a copy. dst holds
 // ggml_row_bytes(act, n) bytes.
 void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n);
 

@@ -2,6 +2,7 @@
 // tokenizer.json, model.safetensors or checkpoint.safetensors) or a Mixtral GGUF with tokenizer
 // metadata (moe convert), with llama.cpp-style flags.
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -22,30 +23,72 @@ struct GenerateOptions {
     double temperature = 0.8;
     uint64_t seed = 1;
     int threads = 0;
-    std::string logits_out;
+    std::string logits_out, prompt_ids;
+    int64_t batch = 0;
 };
 
+// "1,2,3" or "1 2 3" -> ids; throws naming the bad entry.
+std::vector<int32_t> parse_ids(const std::string& s, int64_t V) {
+    std::vector<int32_t> ids;
+    std::string cur;
+    auto flush = [&] {
+        if (cur.empty()) return;
+        size_t used = 0;
+        long long v = -1;
+        try {
+            v = std::stoll(cur, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        MOE_CHECK(used == cur.size() && v >= 0 && v < V, "generate",
+                  "--prompt-ids: '" + cur + "' is not a token id in [0, " + std::to_string(V) + ")");
+        ids.push_back(int32_t(v));
+        cur.clear();
+    };
+    for (char ch : s) {
+        if (ch == ',' || ch == ' ') flush();
+        else cur += ch;
+    }
+    flush();
+    MOE_CHECK(!ids.empty(), "generate", "--prompt-ids is empty; give ids like 1,2,3");
+    return ids;
+}
+
 // The prompt's tokens and the logits at every position, for comparisons with other engines
-// (tools/check_hf_mixtral.py).
+// (tools/check_hf_mixtral.py, tools/check_llamacpp_logits.py). batch > 0: the prompt goes
+// through the decoder in chunks of that many tokens (llama.cpp's -ub), so batch 1 takes the
+// decode path (quantized activations) at every position.
 void write_prompt_logits(const std::string& path, const ModelConfig& c, const InferWeights& w,
-                         std::vector<int32_t> ids) {
+                         std::vector<int32_t> ids, int64_t batch) {
     MOE_CHECK(!ids.empty(), "generate", "--logits-out needs a non-empty prompt");
-    const int64_t T = int64_t(ids.size());
+    const int64_t T = int64_t(ids.size()), V = c.vocab_size, step = batch > 0 ? batch : T;
     InferSession s(c, w, T);
-    const float* logits = s.feed(ids.data(), T, true);
+    std::vector<float> logits(size_t(T * V));
+    for (int64_t t0 = 0; t0 < T; t0 += step) {
+        const int64_t n = std::min(step, T - t0);
+        std::copy_n(s.feed(ids.data() + t0, n, true), n * V, logits.data() + t0 * V);
+    }
     TensorView tokens{ids.data(), DType::i32, Shape{T}};
-    TensorView lv{const_cast<float*>(logits), DType::f32, Shape{T, c.vocab_size}};
+    TensorView lv{logits.data(), DType::f32, Shape{T, V}};
     safetensors_write(path, {{"tokens", tokens}, {"logits", lv}}, {});
 }
 
 void run_generate(const GenerateOptions& o) {
     if (o.threads > 0) set_num_threads(o.threads);
-    const auto m = load_model(o.model, "generate");
+    const bool by_ids = !o.prompt_ids.empty();  // a GGUF without a vocabulary works on ids
+    const auto m = load_model(o.model, "generate", !by_ids);
     const ModelConfig& c = m->c;
-    if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, m->w, m->tok.encode(o.prompt));
+    const std::vector<int32_t> ids = by_ids ? parse_ids(o.prompt_ids, c.vocab_size) : m->tok.encode(o.prompt);
+    if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, m->w, ids, o.batch);
     Rng rng(o.seed);
     const int64_t ctx = o.ctx > 0 ? o.ctx : m->info.max_position_embeddings;
-    std::printf("%s\n", sample_text(c, m->w, m->tok, o.prompt, o.n, o.temperature, ctx, rng).c_str());
+    const std::vector<int32_t> out = sample_ids(c, m->w, ids, o.n, o.temperature, ctx, rng);
+    if (!by_ids) {
+        std::printf("%s\n", m->tok.decode(out).c_str());
+        return;
+    }
+    for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? " " : "", out[i]);
+    std::printf("\n");
 }
 
 }  // namespace
@@ -60,6 +103,9 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--temp", o->temperature, "temperature (0 = greedy)")->check(CLI::Range(0.0, 100.0));
     cmd->add_option("-s,--seed", o->seed, "sampling seed");
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+    cmd->add_option("--prompt-ids", o->prompt_ids, "the prompt as token ids (\"1,2,3\"), instead of -p; prints ids (no tokenizer needed)");
+    cmd->add_option("-b,--batch-size", o->batch, "--logits-out: feed the prompt in chunks of this many tokens (1: the decode path everywhere; default: all at once)")
+        ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
     cmd->add_option("--logits-out", o->logits_out, "also write the prompt's tokens and logits (T, V) to this safetensors file");
     cmd->callback([o] { run_generate(*o); });
 }

@@ -8,9 +8,8 @@
 
 namespace moe::cli {
 
-std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokenizer& tok,
-                        const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng) {
-    std::vector<int32_t> ids = tok.encode(prompt);
+std::vector<int32_t> sample_ids(ModelConfig cfg, const InferWeights& w, std::vector<int32_t> ids, int64_t n,
+                                double temperature, int64_t ctx, Rng& rng) {
     MOE_CHECK(!ids.empty(), "sample", "the prompt is empty; give at least one character");
     MOE_CHECK(ctx >= 2, "sample", "the context must hold at least 2 tokens, got " + std::to_string(ctx));
     SamplingParams s;  // temperature only, no filters
@@ -30,7 +29,12 @@ std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokeniz
         if (k + 1 == n) break;
         logits = session.pos() < ctx ? session.feed(&next, 1) : refill();
     }
-    return tok.decode(ids);
+    return ids;
+}
+
+std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokenizer& tok,
+                        const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng) {
+    return tok.decode(sample_ids(cfg, w, tok.encode(prompt), n, temperature, ctx, rng));
 }
 
 }  // namespace moe::cli

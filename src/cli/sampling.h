@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "moe/infer.h"
 #include "moe/model.h"
@@ -12,6 +13,9 @@
 
 namespace moe::cli {
 
+// The prompt's ids followed by the n drawn ids.
+std::vector<int32_t> sample_ids(ModelConfig cfg, const InferWeights& w, std::vector<int32_t> ids, int64_t n,
+                                double temperature, int64_t ctx, Rng& rng);
 std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokenizer& tok,
                         const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng);
 

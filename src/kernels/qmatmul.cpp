@@ -18,10 +18,11 @@ GgmlType qdot_activation_type(GgmlType weight) {
         case GgmlType::q8_0:
         case GgmlType::q4_0: return GgmlType::q8_0;
         case GgmlType::q4_k:
+        case GgmlType::q5_k:
         case GgmlType::q6_k: return GgmlType::q8_k;
         default:
             fail("qmatmul", std::string("no quantized product for ") + ggml_type_name(weight) +
-                                " weights; supported: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K (requantize the file, "
+                                " weights; supported: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K (requantize the file, "
                                 "e.g. with llama-quantize)");
     }
 }
@@ -29,7 +30,7 @@ GgmlType qdot_activation_type(GgmlType weight) {
 bool qmatmul_supports(GgmlType weight) {
     switch (weight) {
         case GgmlType::f32: case GgmlType::f16: case GgmlType::bf16: case GgmlType::q8_0:
-        case GgmlType::q4_0: case GgmlType::q4_k: case GgmlType::q6_k: return true;
+        case GgmlType::q4_0: case GgmlType::q4_k: case GgmlType::q5_k: case GgmlType::q6_k: return true;
         default: return false;
     }
 }
@@ -42,6 +43,7 @@ QDotFn QDotTable::get(GgmlType weight) const {
         case GgmlType::q8_0: return q8_0;
         case GgmlType::q4_0: return q4_0;
         case GgmlType::q4_k: return q4_k;
+        case GgmlType::q5_k: return q5_k;
         case GgmlType::q6_k: return q6_k;
         default: return nullptr;
     }

@@ -156,7 +156,7 @@ InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> file, const Mode
         const GgufTensor& t = get(name, {rows, cols});
         MOE_CHECK(qmatmul_supports(t.type), kOp,
                   path + ": tensor '" + name + "' is " + ggml_type_name(t.type) +
-                      ", which has no quantized product here; supported: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K");
+                      ", which has no quantized product here; supported: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K");
         return QMatrix{t.type, rows, cols, f.tensor_data(t)};
     };
     auto experts = [&](const std::string& name, int64_t E, int64_t rows, int64_t cols) {

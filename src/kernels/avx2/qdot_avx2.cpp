@@ -172,6 +172,43 @@ float dot_q4_k(const void* w, const void* x, int64_t n) {
     return s;
 }
 
+float dot_q5_k(const void* w, const void* x, int64_t n) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 256; ++b) {
+        const uint8_t* wb = bytes(w) + 176 * b;
+        const uint8_t* xb = bytes(x) + kQ8K * b;
+        const __m256i hbits = loadu(wb + 16);
+        const uint8_t* q = wb + 48;
+        const uint8_t* y = xb + 4;
+        __m256i sum = _mm256_setzero_si256();
+        int32_t mins = 0;
+        for (int j = 0; j < 8; j += 2, q += 32, y += 64) {
+            int sc1, m1, sc2, m2;
+            scale_min(j, wb + 4, &sc1, &m1);
+            scale_min(j + 1, wb + 4, &sc2, &m2);
+            const __m256i v = loadu(q);
+            // Bit j (j + 1) of every qh byte, as 16: a 16-bit shift then a byte mask keeps each
+            // byte's own bit.
+            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, j), one), 4);
+            const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, j + 1), one), 4);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), h1);
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h2);
+            const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(y)), _mm256_set1_epi16(int16_t(sc1)));
+            const __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(y + 32)), _mm256_set1_epi16(int16_t(sc2)));
+            sum = _mm256_add_epi32(sum, _mm256_add_epi32(p1, p2));
+            const uint8_t* bs = xb + 4 + 256 + 4 * j;
+            mins += m1 * (i16_at(bs) + i16_at(bs + 2)) + m2 * (i16_at(bs + 4) + i16_at(bs + 6));
+        }
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_hadd_epi32(s4, s4);
+        s4 = _mm_hadd_epi32(s4, s4);
+        const float dx = f32_at(xb);
+        s += dx * half_at(wb) * float(_mm_cvtsi128_si32(s4)) - dx * half_at(wb + 2) * float(mins);
+    }
+    return s;
+}
+
 float dot_q6_k(const void* w, const void* x, int64_t n) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
     __m256 acc = _mm256_setzero_ps();
@@ -209,6 +246,6 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
 
 }  // namespace
 
-const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q6_k};
+const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q5_k, dot_q6_k};
 
 }  // namespace moe

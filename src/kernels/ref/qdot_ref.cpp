@@ -131,6 +131,35 @@ float dot_q4_k(const void* w, const void* x, int64_t n) {
     return s;
 }
 
+// Q5_K . Q8_K: Q4_K with a fifth bit per value (bit j of qh[l] for value l of sub-block j).
+float dot_q5_k(const void* w, const void* x, int64_t n) {
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 256; ++b) {
+        const uint8_t* wb = bytes(w) + 176 * b;
+        const uint8_t* xb = bytes(x) + kQ8K * b;
+        const int8_t* y = i8(xb + 4);
+        const uint8_t* qh = wb + 16;
+        const uint8_t* q = wb + 48;
+        int32_t sum = 0, mins = 0;
+        for (int j = 0; j < 8; j += 2, q += 32, y += 64) {
+            int sc1, m1, sc2, m2;
+            scale_min(j, wb + 4, &sc1, &m1);
+            scale_min(j + 1, wb + 4, &sc2, &m2);
+            int32_t s1 = 0, s2 = 0;
+            for (int l = 0; l < 32; ++l) {
+                s1 += int32_t((q[l] & 0xf) | (((qh[l] >> j) & 1) << 4)) * int32_t(y[l]);
+                s2 += int32_t((q[l] >> 4) | (((qh[l] >> (j + 1)) & 1) << 4)) * int32_t(y[l + 32]);
+            }
+            sum += sc1 * s1 + sc2 * s2;
+            const uint8_t* bs = xb + 4 + 256 + 2 * 2 * j;
+            mins += m1 * (i16_at(bs) + i16_at(bs + 2)) + m2 * (i16_at(bs + 4) + i16_at(bs + 6));
+        }
+        const float dx = f32_at(xb);
+        s += dx * half_at(wb) * float(sum) - dx * half_at(wb + 2) * float(mins);
+    }
+    return s;
+}
+
 // Q6_K . Q8_K: x_w = (d sc_i) (q - 32) per sub-block i of 16.
 float dot_q6_k(const void* w, const void* x, int64_t n) {
     float s = 0.0f;
@@ -156,6 +185,22 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
         s += f32_at(xb) * half_at(wb + 208) * float(sum);
     }
     return s;
+}
+
+// Activations as ggml's x86 (AVX / AVX2 / AVX-512) quantize_row_q8_0 rounds them, which is
+// what llama.cpp runs on these machines: d = max|x| / 127 stored as f16, q = x * (127 / max|x|)
+// rounded half to even. (The file quantizer, quantize_row_q8_0_ref, divides by d and rounds
+// half away from zero; the two differ in the last place now and then.)
+void quantize_q8_0_act(const float* x, void* dst, int64_t n) {
+    for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+        uint8_t* y = static_cast<uint8_t*>(dst) + 34 * b;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+        const uint16_t d = fp32_to_fp16(amax / 127.0f);
+        std::memcpy(y, &d, 2);
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < 32; ++j) y[2 + j] = uint8_t(int8_t(std::nearbyint(x[j] * id)));
+    }
 }
 
 // ggml's quantize_row_q8_K_ref: d = max / -127 for the value of largest magnitude (so that one
@@ -189,7 +234,10 @@ void quantize_q8_k(const float* x, void* dst, int64_t n) {
 void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
     switch (act) {
         case GgmlType::f32: std::memcpy(dst, x, size_t(n) * 4); return;
-        case GgmlType::q8_0: quantize_row(GgmlType::q8_0, x, dst, n); return;
+        case GgmlType::q8_0:
+            MOE_CHECK(n % 32 == 0, "quantize_activations", "Q8_0 rows hold a multiple of 32 values, got " + std::to_string(n));
+            quantize_q8_0_act(x, dst, n);
+            return;
         case GgmlType::q8_k:
             MOE_CHECK(n % 256 == 0, "quantize_activations", "Q8_K rows hold a multiple of 256 values, got " + std::to_string(n));
             quantize_q8_k(x, dst, n);
@@ -198,6 +246,6 @@ void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
     }
 }
 
-const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q6_k};
+const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q5_k, dot_q6_k};
 
 }  // namespace moe
