@@ -157,6 +157,20 @@ TEST(QMatmul, Q8KActivationsFollowGgml) {
     EXPECT_EQ(d0, 0.0f);
 }
 
+TEST(QMatmul, Q8_0ActivationsRoundAsGgmlsX86Backend) {
+    // max |x| = 127, so id = 127 / max = 1 and q = x rounded half to even (ggml's AVX2
+    // quantize_row_q8_0; the file quantizer would round 2.5 to 3).
+    std::vector<float> x(32, 0.0f);
+    x[0] = 127.0f, x[1] = 2.5f, x[2] = 3.5f, x[3] = -2.5f, x[4] = 0.49f, x[5] = -126.5f;
+    std::vector<uint8_t> q(34);
+    quantize_activations(GgmlType::q8_0, x.data(), q.data(), 32);
+    uint16_t d;
+    std::memcpy(&d, q.data(), 2);
+    EXPECT_EQ(fp16_to_fp32(d), fp16_to_fp32(fp32_to_fp16(1.0f)));
+    const int8_t want[6] = {127, 2, 4, -2, 0, -126};
+    for (int j = 0; j < 6; ++j) EXPECT_EQ(int8_t(q[size_t(2 + j)]), want[j]) << "value " << j;
+}
+
 TEST(QMatmul, BothPathsMatchAReferenceProduct) {
     // y (n, rows) = beta y + x W^T through the decode path (quantized x) and the GEMM path (f32 x),
     // with row strides wider than the rows; large enough for the threaded loop.
