@@ -49,6 +49,8 @@ public:
     const float* feed(const int32_t* tokens, int64_t n, bool all_logits = false);
     int64_t pos() const { return pos_; }
     int64_t max_ctx() const { return max_ctx_; }
+    // Bytes of the K and V caches (f32, every layer, max_ctx positions).
+    int64_t kv_cache_bytes() const { return 2 * c_.num_layers * c_.attn.n_kv_heads * max_ctx_ * c_.attn.hd() * 4; }
     void reset() { pos_ = 0; }
 
 private:

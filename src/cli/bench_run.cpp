@@ -82,8 +82,10 @@ void bench_run(const BenchRunOptions& o) {
     for (int64_t i = 0; i < o.pp; ++i) prompt[size_t(i)] = int32_t((i * 7919) % c.vocab_size);
     std::vector<double> pp_s, tg_s;
     using clock = std::chrono::steady_clock;
+    int64_t kv_bytes = 0;
     for (int r = 0; r <= o.reps; ++r) {  // repetition 0 warms up
         InferSession s(c, w, ctx);
+        kv_bytes = s.kv_cache_bytes();
         auto t0 = clock::now();
         const float* l = s.feed(prompt.data(), o.pp);
         const double a = std::chrono::duration<double>(clock::now() - t0).count();
@@ -105,7 +107,10 @@ void bench_run(const BenchRunOptions& o) {
                                 {"tg_tokens", o.tg}, {"tg_tokens_per_s", tg},
                                 {"active_weight_bytes_per_token", active},
                                 {"tg_weight_GB_per_s", active * tg / 1e9}, {"weights_GB", gb},
-                                {"peak_rss_mb", peak_rss_mb()}, {"reps", o.reps}};
+                                {"kv_cache_MB", double(kv_bytes) / 1e6}, {"peak_rss_MiB", peak_rss_mb()},
+                                // the bar: resident memory <= 1.1 x (weights + KV cache)
+                                {"rss_over_weights_plus_kv", peak_rss_mb() * 1048576.0 / (gb * 1e9 + double(kv_bytes))},
+                                {"reps", o.reps}};
     std::printf("%s\n", j.dump().c_str());
 }
 
