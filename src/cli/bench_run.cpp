@@ -107,7 +107,7 @@ void bench_run(const BenchRunOptions& o) {
                                 {"tg_tokens", o.tg}, {"tg_tokens_per_s", tg},
                                 {"active_weight_bytes_per_token", active},
                                 {"tg_weight_GB_per_s", active * tg / 1e9}, {"weights_GB", gb},
-                                {"kv_cache_MB", double(kv_bytes) / 1e6}, {"peak_rss_MiB", peak_rss_mb()},
+                                {"kv_cache_MB", double(kv_bytes) / 1e6}, {"peak_rss_mb", peak_rss_mb()},
                                 // the bar: resident memory <= 1.1 x (weights + KV cache)
                                 {"rss_over_weights_plus_kv", peak_rss_mb() * 1048576.0 / (gb * 1e9 + double(kv_bytes))},
                                 {"reps", o.reps}};
