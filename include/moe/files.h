@@ -1,5 +1,6 @@
 // Whole-file reads and atomic writes, with errors that name the file and the fix.
 #pragma once
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -18,5 +19,26 @@ nlohmann::json read_json_file(const std::string& path, const char* op, const std
 void write_file_atomic(const std::string& path, const std::string& content, const char* op);
 // The same with the content in pieces, written one after another (no concatenated copy).
 void write_file_atomic_parts(const std::string& path, const std::vector<std::string_view>& parts, const char* op);
+
+// The same for content made while it is written (it need not be in memory at once): append()
+// the pieces in order, then commit() (fsync, rename over `path`, fsync of the directory).
+// Destroyed without commit() (an exception while writing), it removes the temporary file and
+// leaves `path` as it was.
+class AtomicFile {
+public:
+    AtomicFile(const std::string& path, const char* op);  // creates PATH.tmp; throws when it cannot
+    ~AtomicFile();
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+    void append(std::string_view bytes);
+    void commit();
+    uint64_t size() const { return size_; }  // bytes appended so far
+
+private:
+    std::string path_, tmp_;
+    const char* op_;
+    int fd_ = -1;
+    uint64_t size_ = 0;
+};
 
 }  // namespace moe

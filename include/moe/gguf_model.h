@@ -5,6 +5,7 @@
 // docs/formats.md, "Writing GGUF", has the name and metadata mapping and the q/k permutation.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,17 @@
 #include "moe/tokenizer.h"
 
 namespace moe {
+
+// One tensor of a Mixtral-style model as the GGUF has it, without its values.
+struct GgufTensorSpec {
+    std::string name;            // "blk.0.attn_q.weight"
+    std::vector<int64_t> shape;  // PyTorch order (experts stacked: (E, F, D), (E, D, F))
+    int64_t rope_heads = 0;      // > 0: rows permuted for ggml's RoPE (q: H heads, k: Hkv heads)
+    bool keep_f32 = false;       // norms and the router stay F32 whatever the outtype (as llama.cpp)
+};
+// The tensors of a model of config c, in the order and with the names of gguf_model_tensors
+// (the same list: one function makes both). Throws unless model_is_mixtral(c).
+std::vector<GgufTensorSpec> gguf_model_tensor_specs(const ModelConfig& c);
 
 // One tensor of a Mixtral-style model under its GGUF name.
 struct GgufModelTensor {
@@ -43,6 +55,12 @@ struct GgufConvertOptions {
 
 // llama.cpp's general.file_type (llama_ftype) for an outtype: 0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 32 BF16.
 uint32_t gguf_file_type(GgmlType outtype);
+// The type a tensor is stored as: F32 for 1-D tensors and keep_f32 ones; otherwise the outtype,
+// or F16 (with a note) when its rows are not whole blocks of it, as convert_hf_to_gguf.py falls back.
+GgmlType gguf_tensor_type(const GgufTensorSpec& t, GgmlType outtype, std::vector<std::string>* notes);
+// general.* and llama.* metadata of the model (the table in docs/formats.md), no tokenizer keys.
+void gguf_write_model_metadata(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info,
+                               const GgufConvertOptions& o);
 
 // Writes the model (metadata and tensors) into w. Notes (tensors stored as another type than
 // the outtype, and why) are appended to `notes`.
@@ -55,6 +73,27 @@ void gguf_write_tokenizer(GgufWriter& w, const std::string& tokenizer_json, int6
 // tokenizer.ggml.model = "no_vocab") -> out. Returns the notes (no tokenizer, fallbacks). Throws naming the directory unless it is Mixtral-style.
 std::vector<std::string> gguf_convert_model_dir(const std::string& dir, const std::string& out,
                                                 const GgufConvertOptions& o);
+
+// `moe convert --random`: a model of config c with random weights, written tensor by tensor
+// (GgufWriter::add_tensor_lazy) so that the f32 model is never in memory: peak memory is about
+// one tensor in the outtype plus one row per thread. Values as model_params_init draws them
+// (norms 1, embedding N(0, 1), every other matrix, router included, N(0, 1 / sqrt(fan_in))),
+// from per-row streams seeded by (seed, tensor, row): the same file for a seed whatever the
+// number of threads, but not the values model_params_init(seed) gives. Rows are drawn in parallel
+// (OpenMP). q / k rows are i.i.d., so the RoPE permutation is not applied. Metadata as `moe
+// convert` writes it, tokenizer.ggml.model = "no_vocab".
+struct GgufRandomOptions {
+    GgmlType outtype = GgmlType::f32;
+    uint64_t seed = 1;
+    std::string name = "moe-random";  // general.name
+    int64_t context_length = 4096;    // llama.context_length
+    // Called between blocks of rows (from the calling thread): values written so far, in all.
+    std::function<void(int64_t done, int64_t total)> progress;
+};
+// Throws before writing anything when c is not Mixtral-style, the outtype is not supported or
+// the disk lacks the room; returns the notes (F16 fallbacks).
+std::vector<std::string> gguf_write_random_model(const std::string& out, const ModelConfig& c,
+                                                 const GgufRandomOptions& o);
 
 // The model a GGUF describes; throws naming the file and the key for another architecture, a
 // dense llama, or a missing or impossible hyper-parameter.

@@ -4,6 +4,7 @@
 // a temporary file beside the target, fsync, rename, fsync of the directory.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,10 +34,17 @@ public:
     void add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape, std::string data);
     // f32 values quantized to `type` row by row (quantize_row).
     void add_tensor_f32(const std::string& name, GgmlType type, const std::vector<int64_t>& shape, const float* values);
+    // A tensor whose bytes are made when write() reaches it: fill(dst) writes exactly its byte
+    // size (whole blocks, as add_tensor checks) into dst. write() holds one such tensor at a
+    // time, so a file of any size is written with the memory of its largest lazy tensor.
+    using Fill = std::function<void(char* dst)>;
+    void add_tensor_lazy(const std::string& name, GgmlType type, const std::vector<int64_t>& shape, Fill fill);
 
     size_t n_tensors() const { return tensors_.size(); }
-    // The whole file; write() puts these bytes at `path` atomically.
+    uint64_t data_bytes() const { return data_bytes_; }  // the data section, padding included
+    // Everything before the data section (metadata, tensor infos, padding to the alignment).
     std::string header() const;
+    // The header, then each tensor's bytes (lazy ones filled now) and its padding, atomically.
     void write(const std::string& path) const;
 
 private:
@@ -44,14 +52,18 @@ private:
         std::string name;
         GgmlType type;
         std::vector<int64_t> shape;  // PyTorch order
-        uint64_t offset;
+        uint64_t offset, nbytes;
+        std::string data;  // the bytes, unless `fill` makes them at write()
+        Fill fill;
     };
     void key(const std::string& k, uint32_t type);
+    uint64_t check_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape);  // -> bytes
+    void push(Tensor t);
     std::string kv_;  // serialized key-value pairs
     uint64_t n_kv_ = 0;
     std::set<std::string> keys_, names_;
     std::vector<Tensor> tensors_;
-    std::string data_;  // the data section, each tensor padded to kAlignment
+    uint64_t data_bytes_ = 0;  // each tensor padded to kAlignment
 };
 
 }  // namespace moe

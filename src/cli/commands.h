@@ -9,6 +9,7 @@ void register_bench_gemm(CLI::App& bench);
 void register_bench_router(CLI::App& bench);
 void register_bench_run(CLI::App& bench);
 void register_bench_alltoall(CLI::App& bench);
+void register_bench_stream(CLI::App& bench);
 void register_info(CLI::App& app);
 void register_train(CLI::App& app);
 void register_generate(CLI::App& app);

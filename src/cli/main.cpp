@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     moe::cli::register_bench_router(*bench);
     moe::cli::register_bench_run(*bench);
     moe::cli::register_bench_alltoall(*bench);
+    moe::cli::register_bench_stream(*bench);
     moe::cli::register_info(app);
     moe::cli::register_train(app);
     moe::cli::register_generate(app);

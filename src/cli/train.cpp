@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "progress.h"
 #include "router_options.h"
 #include "sampling.h"
 #include "train_checkpoint.h"
@@ -312,10 +313,8 @@ void run_train(const TrainOptions& opts) {
             j["expert_load"] = load;
             log << j.dump() << "\n";
             log.flush();
-            const int width = 30, filled = int(width * step / oc.total);
-            std::fprintf(stderr, "\rstep %lld/%lld [%s%s] loss %.3f val %.3f  %.0f tok/s  %.0fs left   ",
-                         (long long)step, (long long)oc.total, std::string(size_t(filled), '=').c_str(),
-                         std::string(size_t(width - filled), ' ').c_str(), L.ce, val_loss,
+            std::fprintf(stderr, "\rstep %lld/%lld %s loss %.3f val %.3f  %.0f tok/s  %.0fs left   ",
+                         (long long)step, (long long)oc.total, progress_bar(double(step) / double(oc.total)).c_str(), L.ce, val_loss,
                          double((step - step0) * N) / elapsed, elapsed / double(step - step0) * double(oc.total - step));
         }
         if ((o.save_every > 0 && step % o.save_every == 0) || step == oc.total || step == o.stop_after) save(step);

@@ -35,27 +35,46 @@ void write_file_atomic(const std::string& path, const std::string& content, cons
 }
 
 void write_file_atomic_parts(const std::string& path, const std::vector<std::string_view>& parts, const char* op) {
-    const std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    MOE_CHECK(fd >= 0, op, "cannot create " + tmp + "; check the directory exists and is writable");
-    for (std::string_view part : parts) {
-        const char* p = part.data();
-        size_t n = part.size();
-        while (n > 0) {
-            ssize_t w = ::write(fd, p, n);
-            if (w < 0) {
-                ::close(fd);
-                throw Error(std::string("[") + op + "] writing " + tmp + " failed (disk full?)");
-            }
-            p += w;
-            n -= size_t(w);
-        }
+    AtomicFile f(path, op);
+    for (std::string_view part : parts) f.append(part);
+    f.commit();
+}
+
+AtomicFile::AtomicFile(const std::string& path, const char* op) : path_(path), tmp_(path + ".tmp"), op_(op) {
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    MOE_CHECK(fd_ >= 0, op, "cannot create " + tmp_ + "; check the directory exists and is writable");
+}
+
+AtomicFile::~AtomicFile() {
+    if (fd_ < 0) return;  // committed
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+}
+
+void AtomicFile::append(std::string_view bytes) {
+    MOE_CHECK(fd_ >= 0, op_, "writing " + tmp_ + " after it was committed");
+    const char* p = bytes.data();
+    size_t n = bytes.size();
+    while (n > 0) {
+        const ssize_t w = ::write(fd_, p, n);
+        MOE_CHECK(w >= 0, op_, "writing " + tmp_ + " failed (disk full?)");
+        p += w;
+        n -= size_t(w);
     }
-    const bool synced = ::fsync(fd) == 0;
-    ::close(fd);
-    MOE_CHECK(synced, op, "fsync of " + tmp + " failed");
-    MOE_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, op, "cannot rename " + tmp + " to " + path);
-    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    size_ += bytes.size();
+}
+
+void AtomicFile::commit() {
+    MOE_CHECK(fd_ >= 0, op_, tmp_ + " was already committed");
+    const bool synced = ::fsync(fd_) == 0;
+    ::close(fd_);
+    fd_ = -1;
+    if (!synced || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+        ::unlink(tmp_.c_str());
+        MOE_CHECK(synced, op_, "fsync of " + tmp_ + " failed");
+        fail(op_, "cannot rename " + tmp_ + " to " + path_);
+    }
+    const std::filesystem::path dir = std::filesystem::path(path_).parent_path();
     int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY);
     if (dfd >= 0) {
         ::fsync(dfd);

@@ -56,7 +56,7 @@ void GgufWriter::add_f32s(const std::string& k, const std::vector<float>& v) {
     for (float x : v) put(kv_, x);
 }
 
-void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape, std::string data) {
+uint64_t GgufWriter::check_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape) {
     MOE_CHECK(!names_.count(name), kOp, "tensor '" + name + "' added twice; tensor names are unique in GGUF");
     MOE_CHECK(!shape.empty() && shape.size() <= 4, kOp,
               "tensor '" + name + "' has " + std::to_string(shape.size()) + " dims; GGUF takes 1 to 4");
@@ -69,14 +69,28 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::v
     MOE_CHECK(shape.back() % t.block_size == 0, kOp,
               "tensor '" + name + "': rows of " + std::to_string(shape.back()) + " values are not whole " + t.name +
                   " blocks of " + std::to_string(t.block_size) + "; store it as F32 or F16");
-    const uint64_t want = uint64_t(numel / t.block_size * t.block_bytes);
+    return uint64_t(numel / t.block_size * t.block_bytes);
+}
+
+void GgufWriter::push(Tensor t) {
+    names_.insert(t.name);
+    t.offset = data_bytes_;
+    data_bytes_ += (t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+    tensors_.push_back(std::move(t));
+}
+
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape, std::string data) {
+    const uint64_t want = check_tensor(name, type, shape);
     MOE_CHECK(data.size() == want, kOp,
-              "tensor '" + name + "' of type " + t.name + " needs " + std::to_string(want) + " bytes, got " +
-                  std::to_string(data.size()));
-    names_.insert(name);
-    tensors_.push_back({name, type, shape, data_.size()});
-    data_ += data;
-    data_.resize((data_.size() + kAlignment - 1) / kAlignment * kAlignment, '\0');
+              "tensor '" + name + "' of type " + ggml_type_name(type) + " needs " + std::to_string(want) +
+                  " bytes, got " + std::to_string(data.size()));
+    push({name, type, shape, 0, want, std::move(data), nullptr});
+}
+
+void GgufWriter::add_tensor_lazy(const std::string& name, GgmlType type, const std::vector<int64_t>& shape, Fill fill) {
+    const uint64_t bytes = check_tensor(name, type, shape);
+    MOE_CHECK(fill != nullptr, kOp, "tensor '" + name + "' has no fill function");
+    push({name, type, shape, 0, bytes, std::string(), std::move(fill)});
 }
 
 void GgufWriter::add_tensor_f32(const std::string& name, GgmlType type, const std::vector<int64_t>& shape,
@@ -114,8 +128,21 @@ std::string GgufWriter::header() const {
 }
 
 void GgufWriter::write(const std::string& path) const {
-    const std::string h = header();
-    write_file_atomic_parts(path, {std::string_view(h), std::string_view(data_)}, kOp);
+    AtomicFile f(path, kOp);
+    f.append(header());
+    static const char kZeros[kAlignment] = {};
+    std::string buf;  // a lazy tensor's bytes, one at a time
+    for (const Tensor& t : tensors_) {
+        if (t.fill) {
+            buf.resize(size_t(t.nbytes));
+            t.fill(buf.data());
+            f.append(buf);
+        } else {
+            f.append(t.data);
+        }
+        f.append(std::string_view(kZeros, size_t((kAlignment - t.nbytes % kAlignment) % kAlignment)));
+    }
+    f.commit();
 }
 
 }  // namespace moe

@@ -17,16 +17,6 @@ namespace {
 constexpr const char* kOp = "convert";
 constexpr uint32_t kQuantVersion = 2;  // GGML_QNT_VERSION: the layout of Q4_0 / Q8_0 blocks
 
-// The type a matrix gets: the outtype when its rows are whole blocks; otherwise F16, as
-// convert_hf_to_gguf.py falls back when gguf.quants.quantize refuses a shape.
-GgmlType matrix_type(const std::string& name, int64_t row, GgmlType outtype, std::vector<std::string>* notes) {
-    if (row % ggml_type_info(outtype).block_size == 0) return outtype;
-    if (notes)
-        notes->push_back(name + ": rows of " + std::to_string(row) + " are not whole " + ggml_type_name(outtype) +
-                         " blocks; stored as F16 (as convert_hf_to_gguf.py falls back)");
-    return GgmlType::f16;
-}
-
 }  // namespace
 
 uint32_t gguf_file_type(GgmlType outtype) {
@@ -41,9 +31,18 @@ uint32_t gguf_file_type(GgmlType outtype) {
     }
 }
 
-void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info, const ModelParams& p,
-                      const GgufConvertOptions& o, std::vector<std::string>* notes) {
-    const std::vector<GgufModelTensor> tensors = gguf_model_tensors(p, c);  // throws unless Mixtral-style
+GgmlType gguf_tensor_type(const GgufTensorSpec& t, GgmlType outtype, std::vector<std::string>* notes) {
+    if (t.shape.size() < 2 || t.keep_f32) return GgmlType::f32;
+    const int64_t row = t.shape.back();
+    if (row % ggml_type_info(outtype).block_size == 0) return outtype;
+    if (notes)
+        notes->push_back(t.name + ": rows of " + std::to_string(row) + " are not whole " + ggml_type_name(outtype) +
+                         " blocks; stored as F16 (as convert_hf_to_gguf.py falls back)");
+    return GgmlType::f16;
+}
+
+void gguf_write_model_metadata(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info,
+                               const GgufConvertOptions& o) {
     w.add_string("general.architecture", "llama");
     w.add_string("general.name", o.name.empty() ? "moe" : o.name);
     w.add_u32("general.file_type", gguf_file_type(o.outtype));
@@ -60,19 +59,24 @@ void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& 
     w.add_u32("llama.expert_count", uint32_t(c.moe.n_experts));
     w.add_u32("llama.expert_used_count", uint32_t(c.moe.top_k));
     w.add_u32("llama.rope.dimension_count", uint32_t(c.attn.hd()));
+}
+
+void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info, const ModelParams& p,
+                      const GgufConvertOptions& o, std::vector<std::string>* notes) {
+    const std::vector<GgufModelTensor> tensors = gguf_model_tensors(p, c);  // throws unless Mixtral-style
+    gguf_write_model_metadata(w, c, info, o);
     std::vector<float> permuted;
     for (const GgufModelTensor& t : tensors) {
         const TensorView& v = t.view;
-        std::vector<int64_t> shape(v.shape.dims, v.shape.dims + v.shape.ndim);
+        const GgufTensorSpec spec{t.name, std::vector<int64_t>(v.shape.dims, v.shape.dims + v.shape.ndim), t.rope_heads,
+                                  t.keep_f32};
         const float* data = v.f32();
         if (t.rope_heads > 0) {
             permuted.resize(size_t(v.numel()));
             gguf_rope_permute(permuted.data(), data, t.rope_heads, c.attn.hd(), c.hidden());
             data = permuted.data();
         }
-        const bool matrix = shape.size() >= 2 && !t.keep_f32;
-        const GgmlType type = matrix ? matrix_type(t.name, shape.back(), o.outtype, notes) : GgmlType::f32;
-        w.add_tensor_f32(t.name, type, shape, data);
+        w.add_tensor_f32(t.name, gguf_tensor_type(spec, o.outtype, notes), spec.shape, data);
     }
 }
 

@@ -19,31 +19,51 @@ std::string dims_str(const std::vector<int64_t>& s) {
     return o + ")";
 }
 
-}  // namespace
-
-std::vector<GgufModelTensor> gguf_model_tensors(const ModelParams& p, const ModelConfig& c) {
+// The one list of a Mixtral-style model's tensors, in llama.cpp's order: add(spec, view), the
+// view empty when p is null (shapes only).
+template <class Add> void each_model_tensor(const ModelConfig& c, const ModelParams* p, Add add) {
     MOE_CHECK(model_is_mixtral(c), kOp,
               "only Mixtral-style models map to GGUF (llama architecture with experts): every layer MoE with a "
               "softmax top-k router, renormalised weights, no shared experts, no capacity, head_dim = D / H");
-    std::vector<GgufModelTensor> t;
-    t.push_back({"token_embd.weight", p.embed, 0, false});
+    const int64_t V = c.vocab_size, D = c.hidden(), H = c.attn.n_heads, Hkv = c.attn.n_kv_heads, hd = c.attn.hd();
+    const int64_t E = c.moe.n_experts, F = c.moe.d_ff;
+    auto at = [](const TensorView* v) { return v ? *v : TensorView{}; };
+    add(GgufTensorSpec{"token_embd.weight", {V, D}, 0, false}, at(p ? &p->embed : nullptr));
     for (int64_t l = 0; l < c.num_layers; ++l) {
-        const ModelLayerParams& L = p.layers[size_t(l)];
+        const ModelLayerParams* L = p ? &p->layers[size_t(l)] : nullptr;
         const std::string b = "blk." + std::to_string(l) + ".";
-        t.push_back({b + "attn_norm.weight", L.input_norm, 0, true});
-        t.push_back({b + "attn_q.weight", L.attn.q_proj, c.attn.n_heads, false});
-        t.push_back({b + "attn_k.weight", L.attn.k_proj, c.attn.n_kv_heads, false});
-        t.push_back({b + "attn_v.weight", L.attn.v_proj, 0, false});
-        t.push_back({b + "attn_output.weight", L.attn.o_proj, 0, false});
-        t.push_back({b + "ffn_norm.weight", L.post_norm, 0, true});
-        t.push_back({b + "ffn_gate_inp.weight", L.moe.router, 0, true});
-        t.push_back({b + "ffn_gate_exps.weight", L.moe.w1, 0, false});
-        t.push_back({b + "ffn_up_exps.weight", L.moe.w3, 0, false});
-        t.push_back({b + "ffn_down_exps.weight", L.moe.w2, 0, false});
+        add(GgufTensorSpec{b + "attn_norm.weight", {D}, 0, true}, at(L ? &L->input_norm : nullptr));
+        add(GgufTensorSpec{b + "attn_q.weight", {H * hd, D}, H, false}, at(L ? &L->attn.q_proj : nullptr));
+        add(GgufTensorSpec{b + "attn_k.weight", {Hkv * hd, D}, Hkv, false}, at(L ? &L->attn.k_proj : nullptr));
+        add(GgufTensorSpec{b + "attn_v.weight", {Hkv * hd, D}, 0, false}, at(L ? &L->attn.v_proj : nullptr));
+        add(GgufTensorSpec{b + "attn_output.weight", {D, H * hd}, 0, false}, at(L ? &L->attn.o_proj : nullptr));
+        add(GgufTensorSpec{b + "ffn_norm.weight", {D}, 0, true}, at(L ? &L->post_norm : nullptr));
+        add(GgufTensorSpec{b + "ffn_gate_inp.weight", {E, D}, 0, true}, at(L ? &L->moe.router : nullptr));
+        add(GgufTensorSpec{b + "ffn_gate_exps.weight", {E, F, D}, 0, false}, at(L ? &L->moe.w1 : nullptr));
+        add(GgufTensorSpec{b + "ffn_up_exps.weight", {E, F, D}, 0, false}, at(L ? &L->moe.w3 : nullptr));
+        add(GgufTensorSpec{b + "ffn_down_exps.weight", {E, D, F}, 0, false}, at(L ? &L->moe.w2 : nullptr));
     }
-    t.push_back({"output_norm.weight", p.final_norm, 0, true});
-    if (!c.tie_word_embeddings) t.push_back({"output.weight", p.lm_head, 0, false});
-    return t;
+    add(GgufTensorSpec{"output_norm.weight", {D}, 0, true}, at(p ? &p->final_norm : nullptr));
+    if (!c.tie_word_embeddings) add(GgufTensorSpec{"output.weight", {V, D}, 0, false}, at(p ? &p->lm_head : nullptr));
+}
+
+}  // namespace
+
+std::vector<GgufTensorSpec> gguf_model_tensor_specs(const ModelConfig& c) {
+    std::vector<GgufTensorSpec> out;
+    each_model_tensor(c, nullptr, [&](GgufTensorSpec s, const TensorView&) { out.push_back(std::move(s)); });
+    return out;
+}
+
+std::vector<GgufModelTensor> gguf_model_tensors(const ModelParams& p, const ModelConfig& c) {
+    std::vector<GgufModelTensor> out;
+    each_model_tensor(c, &p, [&](const GgufTensorSpec& s, const TensorView& v) {
+        const std::vector<int64_t> have(v.shape.dims, v.shape.dims + v.shape.ndim);
+        MOE_CHECK(have == s.shape, kOp,
+                  "tensor '" + s.name + "' has shape " + dims_str(have) + ", the config implies " + dims_str(s.shape));
+        out.push_back({s.name, v, s.rope_heads, s.keep_f32});
+    });
+    return out;
 }
 
 void gguf_rope_permute(float* out, const float* x, int64_t heads, int64_t hd, int64_t cols) {
