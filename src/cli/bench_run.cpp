@@ -15,7 +15,9 @@
 #include "moe/error.h"
 #include "moe/gemm.h"
 #include "moe/infer.h"
+#include "moe/model_shapes.h"
 #include "moe/quant.h"
+#include "moe/stream.h"
 
 namespace moe::cli {
 namespace {
@@ -24,24 +26,8 @@ struct BenchRunOptions {
     std::string model, shape = "mixtral-mini";
     int64_t pp = 512, tg = 128;
     int reps = 3, threads = 0;
+    bool stream = true;
 };
-
-ModelConfig shape_config(const std::string& shape) {
-    ModelConfig c;
-    c.vocab_size = 32000;
-    if (shape == "mixtral-mini") {
-        c.num_layers = 8;
-        c.attn = {1024, 16, 4, 0, 1e6};
-        c.moe.d_ff = 2816, c.moe.n_experts = 8, c.moe.top_k = 2;
-    } else {  // olmoe-shape
-        c.num_layers = 16;
-        c.attn = {2048, 16, 16, 0, 1e4};
-        c.moe.d_ff = 1024, c.moe.n_experts = 64, c.moe.top_k = 8;
-    }
-    c.moe.d_model = c.attn.d_model;
-    c.moe.router.training = false;
-    return c;
-}
 
 // The type most of the weights are stored in: the first layer's experts (F32 for a directory).
 std::string weights_type(const InferWeights& w) {
@@ -64,7 +50,7 @@ void bench_run(const BenchRunOptions& o) {
         w = loaded->w;
         gb = double(loaded->format == "gguf" ? std::filesystem::file_size(o.model) : loaded->arena.bytes()) / 1e9;
     } else {
-        c = shape_config(o.shape);
+        c = model_shape_config(*find_model_shape(o.shape));
         model_validate(c);
         ModelSlots slots = model_params_reserve(arena, c);
         const double need = double(arena.bytes()) / 1e9;
@@ -102,15 +88,23 @@ void bench_run(const BenchRunOptions& o) {
         return v[v.size() / 2];
     };
     const double pp = double(o.pp) / median(pp_s), tg = double(o.tg) / median(tg_s);
+    const double rss = peak_rss_mb();  // before STREAM's arrays
+    // The memory bandwidth of this run (STREAM triad, 3 x 256 MiB of doubles) and the decode rate
+    // against it: active weight bytes per token x tokens/s over triad GB/s.
+    const StreamResult st = o.stream ? stream_bandwidth(get_num_threads(), int64_t(256) << 20, 5) : StreamResult{};
     nlohmann::ordered_json j = {{"bench", "run"}, {"model", o.model.empty() ? o.shape : o.model}, {"weights_type", weights_type(w)},
                                 {"threads", get_num_threads()}, {"pp_tokens", o.pp}, {"pp_tokens_per_s", pp},
                                 {"tg_tokens", o.tg}, {"tg_tokens_per_s", tg},
                                 {"active_weight_bytes_per_token", active},
                                 {"tg_weight_GB_per_s", active * tg / 1e9}, {"weights_GB", gb},
-                                {"kv_cache_MB", double(kv_bytes) / 1e6}, {"peak_rss_mb", peak_rss_mb()},
+                                {"kv_cache_MB", double(kv_bytes) / 1e6}, {"peak_rss_mb", rss},
                                 // the bar: resident memory <= 1.1 x (weights + KV cache)
-                                {"rss_over_weights_plus_kv", peak_rss_mb() * 1048576.0 / (gb * 1e9 + double(kv_bytes))},
+                                {"rss_over_weights_plus_kv", rss * 1048576.0 / (gb * 1e9 + double(kv_bytes))},
                                 {"reps", o.reps}};
+    if (o.stream) {
+        j["stream_triad_GB_per_s"] = st.triad.best_GBps;
+        j["tg_over_triad"] = active * tg / 1e9 / st.triad.best_GBps;
+    }
     std::printf("%s\n", j.dump().c_str());
 }
 
@@ -121,11 +115,12 @@ void register_bench_run(CLI::App& bench) {
     CLI::App* cmd = bench.add_subcommand("run", "prompt processing and generation speed (llama-bench's pp / tg)");
     cmd->add_option("-m,--model", o->model, "model directory or .gguf (default: random f32 weights of --shape)");
     cmd->add_option("--shape", o->shape, "mixtral-mini | olmoe-shape (issue 5's shapes, random weights)")
-        ->check(CLI::IsMember({"mixtral-mini", "olmoe-shape"}));
+        ->check(CLI::IsMember({"mixtral-mini", "olmoe-shape", "tiny"}));
     cmd->add_option("-p,--n-prompt", o->pp, "prompt tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
     cmd->add_option("-n,--n-gen", o->tg, "generated tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
     cmd->add_option("-r,--reps", o->reps, "timed repetitions (median)")->check(CLI::Range(1, 100));
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+    cmd->add_flag("!--no-stream", o->stream, "skip the STREAM triad measurement (memory bandwidth, about 3 s and 768 MiB)");
     cmd->callback([o] { bench_run(*o); });
 }
 
