@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "moe/quant.h"
+#include "../kquant_blocks.h"
 
 namespace moe {
 namespace {
@@ -86,15 +87,7 @@ inline void store_affine_u8x32(float* dst, __m256i v, __m256 d, __m256 m) {
     _mm256_storeu_ps(dst + 24, _mm256_sub_ps(_mm256_mul_ps(d, i8_group_to_ps<3>(v)), m));
 }
 
-void scale_min_k4(int j, const uint8_t* q, int* sc, int* m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
+using kq::scale_min_k4;
 
 void deq_q4_k(const void* src, float* dst, int64_t nb) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);

@@ -7,20 +7,18 @@
 #include <cstring>
 
 #include "moe/qmatmul.h"
+#include "../kquant_blocks.h"
 
 namespace moe {
 namespace {
 
-const uint8_t* bytes(const void* p) { return static_cast<const uint8_t*>(p); }
+using kq::bytes;
+using kq::f32_at;
+using kq::kQ8KBytes;
 float half_at(const uint8_t* p) {
     uint16_t h;
     std::memcpy(&h, p, 2);
     return _cvtsh_ss(h);
-}
-float f32_at(const uint8_t* p) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
 }
 
 inline float hsum(__m256 v) {
@@ -32,7 +30,8 @@ inline float hsum(__m256 v) {
 
 inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
-// The 8 int32 sums of 4 products of 32 signed int8 pairs (|a| < 128 in every lane but -128).
+// The 8 int32 sums of 4 products of 32 signed int8 pairs a . b. |a| is read unsigned (so a = -128
+// is right); b must lie in -127..127, as quantized activations do (sign(-128) overflows).
 inline __m256i dot_i8(__m256i a, __m256i b) {
     const __m256i ua = _mm256_sign_epi8(a, a), sb = _mm256_sign_epi8(b, a);
     return _mm256_madd_epi16(_mm256_maddubs_epi16(ua, sb), _mm256_set1_epi16(1));
@@ -122,83 +121,36 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
     return hsum(acc);
 }
 
-void scale_min(int j, const uint8_t* q, int* sc, int* m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-constexpr int kQ8K = 4 + 256 + 32;
-
-inline int16_t i16_at(const uint8_t* p) {
-    int16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
-}
-
-float dot_q4_k(const void* w, const void* x, int64_t n) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    float s = 0.0f;
-    for (int64_t b = 0; b < n / 256; ++b) {
-        const uint8_t* wb = bytes(w) + 144 * b;
-        const uint8_t* xb = bytes(x) + kQ8K * b;
-        const uint8_t* q = wb + 16;
-        const uint8_t* y = xb + 4;
-        __m256i sum = _mm256_setzero_si256();
-        int32_t mins = 0;
-        for (int j = 0; j < 8; j += 2, q += 32, y += 64) {
-            int sc1, m1, sc2, m2;
-            scale_min(j, wb + 4, &sc1, &m1);
-            scale_min(j + 1, wb + 4, &sc2, &m2);
-            const __m256i v = loadu(q);
-            const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            // q in 0..15 is unsigned: maddubs takes it as is (pairs < 2 15 127, no saturation).
-            const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(y)), _mm256_set1_epi16(int16_t(sc1)));
-            const __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(y + 32)), _mm256_set1_epi16(int16_t(sc2)));
-            sum = _mm256_add_epi32(sum, _mm256_add_epi32(p1, p2));
-            const uint8_t* bs = xb + 4 + 256 + 4 * j;
-            mins += m1 * (i16_at(bs) + i16_at(bs + 2)) + m2 * (i16_at(bs + 4) + i16_at(bs + 6));
-        }
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-        s4 = _mm_hadd_epi32(s4, s4);
-        s4 = _mm_hadd_epi32(s4, s4);
-        const float dx = f32_at(xb);
-        s += dx * half_at(wb) * float(_mm_cvtsi128_si32(s4)) - dx * half_at(wb + 2) * float(mins);
-    }
-    return s;
-}
-
-float dot_q5_k(const void* w, const void* x, int64_t n) {
+// Q4_K . Q8_K, and Q5_K (kHigh: bit j of every qh byte is the fifth bit of sub-block j).
+template <bool kHigh>
+float dot_k4(const void* w, const void* x, int64_t n) {
+    constexpr int64_t kBlock = kHigh ? 176 : 144;
     const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     float s = 0.0f;
     for (int64_t b = 0; b < n / 256; ++b) {
-        const uint8_t* wb = bytes(w) + 176 * b;
-        const uint8_t* xb = bytes(x) + kQ8K * b;
-        const __m256i hbits = loadu(wb + 16);
-        const uint8_t* q = wb + 48;
+        const uint8_t* wb = bytes(w) + kBlock * b;
+        const uint8_t* xb = bytes(x) + kQ8KBytes * b;
+        const __m256i hbits = kHigh ? loadu(wb + 16) : _mm256_setzero_si256();
+        const uint8_t* q = wb + (kHigh ? 48 : 16);
         const uint8_t* y = xb + 4;
         __m256i sum = _mm256_setzero_si256();
         int32_t mins = 0;
         for (int j = 0; j < 8; j += 2, q += 32, y += 64) {
             int sc1, m1, sc2, m2;
-            scale_min(j, wb + 4, &sc1, &m1);
-            scale_min(j + 1, wb + 4, &sc2, &m2);
+            kq::scale_min_k4(j, wb + 4, &sc1, &m1);
+            kq::scale_min_k4(j + 1, wb + 4, &sc2, &m2);
             const __m256i v = loadu(q);
-            // Bit j (j + 1) of every qh byte, as 16: a 16-bit shift then a byte mask keeps each
-            // byte's own bit.
-            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, j), one), 4);
-            const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, j + 1), one), 4);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(v, m4), h1);
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h2);
+            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (kHigh) {  // a 16-bit shift then a byte mask keeps each byte's own bit j (j + 1)
+                const __m128i sj = _mm_cvtsi32_si128(j), sj1 = _mm_cvtsi32_si128(j + 1);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hbits, sj), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(hbits, sj1), one), 4));
+            }
+            // q (0..15, or 0..31) is unsigned: maddubs takes it as is (pairs < 2 31 127, no saturation).
             const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(y)), _mm256_set1_epi16(int16_t(sc1)));
             const __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(y + 32)), _mm256_set1_epi16(int16_t(sc2)));
             sum = _mm256_add_epi32(sum, _mm256_add_epi32(p1, p2));
-            const uint8_t* bs = xb + 4 + 256 + 4 * j;
-            mins += m1 * (i16_at(bs) + i16_at(bs + 2)) + m2 * (i16_at(bs + 4) + i16_at(bs + 6));
+            mins += kq::k4_mins_pair(xb, j, m1, m2);
         }
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
         s4 = _mm_hadd_epi32(s4, s4);
@@ -214,7 +166,7 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 256; ++b) {
         const uint8_t* wb = bytes(w) + 210 * b;
-        const uint8_t* xb = bytes(x) + kQ8K * b;
+        const uint8_t* xb = bytes(x) + kQ8KBytes * b;
         const uint8_t* ql = wb;
         const uint8_t* qh = wb + 128;
         const int8_t* sc = reinterpret_cast<const int8_t*>(wb + 192);
@@ -246,6 +198,6 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
 
 }  // namespace
 
-const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q5_k, dot_q6_k};
+const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_k4<false>, dot_k4<true>, dot_q6_k};
 
 }  // namespace moe

@@ -12,6 +12,7 @@
 
 #include "moe/bf16.h"
 #include "moe/quant.h"
+#include "../kquant_blocks.h"
 
 namespace moe {
 
@@ -123,16 +124,7 @@ void deq_q8_0(const void* src, float* dst, int64_t nb) {
     }
 }
 
-// The 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block (ggml's get_scale_min_k4).
-void scale_min_k4(int j, const uint8_t* q, int* sc, int* m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
+using kq::scale_min_k4;
 
 // Q4_K (144 bytes): f16 d, f16 dmin, 12 bytes of packed 6-bit scales and mins, 128 bytes of
 // nibbles. 8 sub-blocks of 32: x = (d sc) q - (dmin m); each 32 bytes of qs hold two sub-blocks

@@ -10,25 +10,18 @@
 #include "moe/bf16.h"
 #include "moe/error.h"
 #include "moe/qmatmul.h"
+#include "../kquant_blocks.h"
 
 namespace moe {
 namespace {
 
-const uint8_t* bytes(const void* p) { return static_cast<const uint8_t*>(p); }
+using kq::bytes;
+using kq::f32_at;
+using kq::kQ8KBytes;
 float half_at(const uint8_t* p) {
     uint16_t h;
     std::memcpy(&h, p, 2);
     return fp16_to_fp32(h);
-}
-float f32_at(const uint8_t* p) {
-    float f;
-    std::memcpy(&f, p, 4);
-    return f;
-}
-int16_t i16_at(const uint8_t* p) {
-    int16_t v;
-    std::memcpy(&v, p, 2);
-    return v;
 }
 const int8_t* i8(const uint8_t* p) { return reinterpret_cast<const int8_t*>(p); }
 
@@ -88,71 +81,32 @@ float dot_q4_0(const void* w, const void* x, int64_t n) {
     return s;
 }
 
-// ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j of a Q4_K block.
-void scale_min(int j, const uint8_t* q, int* sc, int* m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-// Q8_K activation block (292 bytes): f32 d, 256 int8, 16 int16 sums of 16 values.
-constexpr int kQ8K = 4 + 256 + 32;
-
 // Q4_K . Q8_K: x_w = (d sc_j) q - (dmin m_j) per sub-block j of 32, so
 // w . x = d d_x sum_j sc_j (q . y)_j - dmin d_x sum_j m_j (sum of y over j).
-float dot_q4_k(const void* w, const void* x, int64_t n) {
+// Q5_K (kHigh): the same with a fifth bit per value, bit j of qh[l] for value l of sub-block j.
+template <bool kHigh>
+float dot_k4(const void* w, const void* x, int64_t n) {
+    constexpr int64_t kBlock = kHigh ? 176 : 144;
     float s = 0.0f;
     for (int64_t b = 0; b < n / 256; ++b) {
-        const uint8_t* wb = bytes(w) + 144 * b;
-        const uint8_t* xb = bytes(x) + kQ8K * b;
-        const int8_t* y = i8(xb + 4);
-        const uint8_t* q = wb + 16;
-        int32_t sum = 0, mins = 0;
-        for (int j = 0; j < 8; j += 2, q += 32, y += 64) {
-            int sc1, m1, sc2, m2;
-            scale_min(j, wb + 4, &sc1, &m1);
-            scale_min(j + 1, wb + 4, &sc2, &m2);
-            int32_t s1 = 0, s2 = 0;
-            for (int l = 0; l < 32; ++l) {
-                s1 += int32_t(q[l] & 0xf) * int32_t(y[l]);
-                s2 += int32_t(q[l] >> 4) * int32_t(y[l + 32]);
-            }
-            sum += sc1 * s1 + sc2 * s2;
-            const uint8_t* bs = xb + 4 + 256 + 2 * 2 * j;  // the 4 sums of 16 over sub-blocks j, j + 1
-            mins += m1 * (i16_at(bs) + i16_at(bs + 2)) + m2 * (i16_at(bs + 4) + i16_at(bs + 6));
-        }
-        const float dx = f32_at(xb);
-        s += dx * half_at(wb) * float(sum) - dx * half_at(wb + 2) * float(mins);
-    }
-    return s;
-}
-
-// Q5_K . Q8_K: Q4_K with a fifth bit per value (bit j of qh[l] for value l of sub-block j).
-float dot_q5_k(const void* w, const void* x, int64_t n) {
-    float s = 0.0f;
-    for (int64_t b = 0; b < n / 256; ++b) {
-        const uint8_t* wb = bytes(w) + 176 * b;
-        const uint8_t* xb = bytes(x) + kQ8K * b;
+        const uint8_t* wb = bytes(w) + kBlock * b;
+        const uint8_t* xb = bytes(x) + kQ8KBytes * b;
         const int8_t* y = i8(xb + 4);
         const uint8_t* qh = wb + 16;
-        const uint8_t* q = wb + 48;
+        const uint8_t* q = wb + (kHigh ? 48 : 16);
         int32_t sum = 0, mins = 0;
         for (int j = 0; j < 8; j += 2, q += 32, y += 64) {
             int sc1, m1, sc2, m2;
-            scale_min(j, wb + 4, &sc1, &m1);
-            scale_min(j + 1, wb + 4, &sc2, &m2);
+            kq::scale_min_k4(j, wb + 4, &sc1, &m1);
+            kq::scale_min_k4(j + 1, wb + 4, &sc2, &m2);
             int32_t s1 = 0, s2 = 0;
             for (int l = 0; l < 32; ++l) {
-                s1 += int32_t((q[l] & 0xf) | (((qh[l] >> j) & 1) << 4)) * int32_t(y[l]);
-                s2 += int32_t((q[l] >> 4) | (((qh[l] >> (j + 1)) & 1) << 4)) * int32_t(y[l + 32]);
+                const int h1 = kHigh ? ((qh[l] >> j) & 1) << 4 : 0, h2 = kHigh ? ((qh[l] >> (j + 1)) & 1) << 4 : 0;
+                s1 += int32_t((q[l] & 0xf) | h1) * int32_t(y[l]);
+                s2 += int32_t((q[l] >> 4) | h2) * int32_t(y[l + 32]);
             }
             sum += sc1 * s1 + sc2 * s2;
-            const uint8_t* bs = xb + 4 + 256 + 2 * 2 * j;
-            mins += m1 * (i16_at(bs) + i16_at(bs + 2)) + m2 * (i16_at(bs + 4) + i16_at(bs + 6));
+            mins += kq::k4_mins_pair(xb, j, m1, m2);
         }
         const float dx = f32_at(xb);
         s += dx * half_at(wb) * float(sum) - dx * half_at(wb + 2) * float(mins);
@@ -165,7 +119,7 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
     float s = 0.0f;
     for (int64_t b = 0; b < n / 256; ++b) {
         const uint8_t* wb = bytes(w) + 210 * b;
-        const uint8_t* xb = bytes(x) + kQ8K * b;
+        const uint8_t* xb = bytes(x) + kQ8KBytes * b;
         const uint8_t* ql = wb;
         const uint8_t* qh = wb + 128;
         const int8_t* sc = i8(wb + 192);
@@ -207,7 +161,7 @@ void quantize_q8_0_act(const float* x, void* dst, int64_t n) {
 // maps to -127), q = min(127, nearest(x / d)), and the 16 sums of 16.
 void quantize_q8_k(const float* x, void* dst, int64_t n) {
     for (int64_t b = 0; b < n / 256; ++b, x += 256) {
-        uint8_t* y = static_cast<uint8_t*>(dst) + kQ8K * b;
+        uint8_t* y = static_cast<uint8_t*>(dst) + kQ8KBytes * b;
         int8_t* q = reinterpret_cast<int8_t*>(y + 4);
         float amax = 0.0f, max = 0.0f;
         for (int j = 0; j < 256; ++j)
@@ -246,6 +200,6 @@ void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
     }
 }
 
-const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q5_k, dot_q6_k};
+const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_k4<false>, dot_k4<true>, dot_q6_k};
 
 }  // namespace moe
