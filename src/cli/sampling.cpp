@@ -12,6 +12,8 @@ std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokeniz
                         const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng) {
     std::vector<int32_t> ids = tok.encode(prompt);
     MOE_CHECK(!ids.empty(), "sample", "the prompt is empty; give at least one character");
+    const bool bos = tok.add_bos() && ids[0] != tok.bos_id();  // Llama-family: BOS first, as llama.cpp
+    if (bos) ids.insert(ids.begin(), tok.bos_id());
     MOE_CHECK(ctx >= 2, "sample", "the context must hold at least 2 tokens, got " + std::to_string(ctx));
     SamplingParams s;  // temperature only, no filters
     s.temperature = temperature;
@@ -27,10 +29,10 @@ std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokeniz
     for (int64_t k = 0; k < n; ++k) {
         const int32_t next = sample_token(logits, cfg.vocab_size, s, ids, rng);
         ids.push_back(next);
-        if (k + 1 == n) break;
+        if (k + 1 == n || next == tok.eos_id()) break;
         logits = session.pos() < ctx ? session.feed(&next, 1) : refill();
     }
-    return tok.decode(ids);
+    return tok.decode(std::vector<int32_t>(ids.begin() + (bos ? 1 : 0), ids.end()));
 }
 
 }  // namespace moe::cli
