@@ -61,7 +61,7 @@ void run_chat(const RunOptions& o, const LoadedModel& m) {
     int64_t fed_total = 0, gen_total = 0;
     double gen_s = 0;
     std::string line;
-    for (int turn = 1;; ++turn) {
+    for (int turn = 1;;) {
         std::fputs("> ", stderr);
         std::fflush(stderr);
         if (!std::getline(std::cin, line)) break;
@@ -108,7 +108,7 @@ void run_chat(const RunOptions& o, const LoadedModel& m) {
         msgs.push_back({"assistant", reply});
         rendered += reply + (ended ? end_of_turn : "");
         std::fprintf(stderr, "moe run --chat: turn %d fed %zu new tokens, replied %lld tokens%s; %lld of %lld positions used\n",
-                     turn, ids.size(), (long long)k, ended ? " (end of turn)" : "", (long long)session.pos(),
+                     turn++, ids.size(), (long long)k, ended ? " (end of turn)" : "", (long long)session.pos(),
                      (long long)ctx);
     }
     std::fprintf(stderr, "\nmoe run --chat: %lld tokens fed, %lld generated (%.1f tokens/s)\n", (long long)fed_total,

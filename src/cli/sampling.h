@@ -1,4 +1,5 @@
-// Text from a model: the prompt, then n tokens drawn one at a time from the softmax of the last
+// Text from a model: the prompt (after BOS when the tokenizer asks for it), then up to n tokens
+// (stopping at EOS) drawn one at a time from the softmax of the last
 // logits at `temperature` (0 = greedy), with the KV-cached decoder (moe/infer.h); when the
 // context of ctx tokens is full, decoding restarts from its last ctx / 2 tokens.
 #pragma once

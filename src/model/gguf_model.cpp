@@ -216,7 +216,14 @@ BpeTokenizer gguf_tokenizer(const GgufFile& f) {
               path + ": a gpt2 tokenizer needs tokenizer.ggml.tokens and tokenizer.ggml.merges");
     v.tokens = f.get_array<std::string>("tokenizer.ggml.tokens");
     if (f.has("tokenizer.ggml.token_type")) v.types = f.get_array<int32_t>("tokenizer.ggml.token_type");
-    if (v.model == "gpt2") v.merges = f.get_array<std::string>("tokenizer.ggml.merges");
+    if (v.model == "gpt2") {
+        // The pre-tokenizer regex: only GPT-2's is implemented (BpeTokenizer::pre_tokenize).
+        const std::string pre = f.has("tokenizer.ggml.pre") ? f.get<std::string>("tokenizer.ggml.pre") : "gpt-2";
+        MOE_CHECK(pre == "gpt-2", kOp,
+                  path + ": tokenizer.ggml.pre is \"" + pre + "\"; only GPT-2's pre-tokenizer (\"gpt-2\") is "
+                         "implemented for gpt2 vocabularies, another would split the text differently");
+        v.merges = f.get_array<std::string>("tokenizer.ggml.merges");
+    }
     if (v.model == "llama" && f.has("tokenizer.ggml.scores")) {
         if (f.value("tokenizer.ggml.scores").elem_type == GgufType::i32) {
             for (int32_t s : f.get_array<int32_t>("tokenizer.ggml.scores")) v.scores.push_back(float(s));
