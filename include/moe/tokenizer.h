@@ -107,6 +107,7 @@ private:
     std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merge_map_;  // pair -> (rank, merged id)
     int32_t byte_id_[256] = {};                         // byte-level: byte -> id; SPM: <0xXX> -> id (-1)
     std::vector<Added> added_;                          // longest content first
+    std::vector<std::vector<uint32_t>> added_by_byte_;  // first byte -> indices into added_
     int64_t model_vocab_ = 0;                           // ids below this are model.vocab
     int32_t bos_ = -1, eos_ = -1, unk_ = -1;
     bool add_bos_ = false;

@@ -186,8 +186,11 @@ void BpeTokenizer::set_added(const std::vector<Added>& added) {
     added_ = added;
     std::stable_sort(added_.begin(), added_.end(),
                      [](const Added& a, const Added& b) { return a.content.size() > b.content.size(); });
-    for (const Added& a : added_)
-        MOE_CHECK(!a.content.empty(), "tokenizer", "added token " + std::to_string(a.id) + " is empty");
+    added_by_byte_.assign(256, {});
+    for (size_t k = 0; k < added_.size(); ++k) {
+        MOE_CHECK(!added_[k].content.empty(), "tokenizer", "added token " + std::to_string(added_[k].id) + " is empty");
+        added_by_byte_[static_cast<unsigned char>(added_[k].content[0])].push_back(uint32_t(k));
+    }
 }
 
 bool BpeTokenizer::is_special(int32_t id) const {
@@ -209,9 +212,10 @@ std::vector<BpeTokenizer::Segment> BpeTokenizer::split_added(const std::string& 
     auto is_ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
     for (size_t i = 0; i < text.size() && !added_.empty();) {
         const Added* hit = nullptr;
-        for (const Added& a : added_) {  // longest first: the first match is the longest at i
+        for (uint32_t k : added_by_byte_[static_cast<unsigned char>(text[i])]) {  // longest first
+            const Added& a = added_[k];
             if (!parse_special && a.special) continue;
-            if (a.content[0] == text[i] && text.compare(i, a.content.size(), a.content) == 0) {
+            if (text.compare(i, a.content.size(), a.content) == 0) {
                 hit = &a;
                 break;
             }
