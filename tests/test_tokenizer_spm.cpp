@@ -161,7 +161,8 @@ TEST(SpmTokenizer, CorpusMatchesHuggingFaceAndGgufMatchesTokenizerJson) {
     // The whole file at once (one long text) and the test strings: the same ids too.
     const std::string all = read_file(kDir + "/kjv_genesis.txt", "test");
     EXPECT_EQ(g.encode(all), t.encode(all));
-    for (const auto& c : fixture_json("tokenizer_spm_cases.json")["variants"]["prepend"]["cases"])
+    const nlohmann::json cases = fixture_json("tokenizer_spm_cases.json");
+    for (const auto& c : cases["variants"]["prepend"]["cases"])
         EXPECT_EQ(g.encode(c["text"].get<std::string>()), c["ids"].get<std::vector<int32_t>>()) << c["text"].dump();
     std::filesystem::remove_all(std::filesystem::path(gguf_path).parent_path());
 }
