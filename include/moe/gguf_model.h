@@ -66,8 +66,11 @@ void gguf_write_model_metadata(GgufWriter& w, const ModelConfig& c, const ModelF
 // the outtype, and why) are appended to `notes`.
 void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info, const ModelParams& p,
                       const GgufConvertOptions& o, std::vector<std::string>* notes);
-// tokenizer.ggml.* of a gpt2-style byte-level BPE from a Hugging Face tokenizer.json (as
-// BpeTokenizer::load accepts), padded with "[PADi]" tokens to vocab_size.
+// tokenizer.ggml.* from a Hugging Face tokenizer.json (as BpeTokenizer::load accepts), as
+// llama.cpp's converter writes them: "gpt2" (tokens, token_type, merges) for byte-level BPE,
+// "llama" (tokens, scores, token_type) for SentencePiece-style BPE; the special-token ids,
+// add_bos_token, and tokenizer.chat_template from a tokenizer_config.json beside it. Padded
+// with "[PADi]" tokens to vocab_size.
 void gguf_write_tokenizer(GgufWriter& w, const std::string& tokenizer_json, int64_t vocab_size);
 // `moe convert`: <dir>/config.json + weights (+ tokenizer.json when present; else
 // tokenizer.ggml.model = "no_vocab") -> out. Returns the notes (no tokenizer, fallbacks). Throws naming the directory unless it is Mixtral-style.
@@ -108,7 +111,8 @@ void gguf_model_load_weights(const GgufFile& f, const ModelConfig& c, const Mode
 // dims, or has a type without a quantized product.
 InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> f, const ModelConfig& c);
 // True when the file has a vocabulary (tokenizer.ggml.model present and not "no_vocab" / "none");
-// gguf_tokenizer builds the BpeTokenizer (gpt2 model only).
+// gguf_tokenizer builds the BpeTokenizer: "gpt2" (byte-level) or "llama" (llama.cpp's SPM
+// tokenizer), with bos / eos / unk ids and add_bos_token (llama.cpp's defaults when absent).
 bool gguf_has_tokenizer(const GgufFile& f);
 BpeTokenizer gguf_tokenizer(const GgufFile& f);
 

@@ -78,13 +78,16 @@ void run_generate(const GenerateOptions& o) {
     const bool by_ids = !o.prompt_ids.empty();  // a GGUF without a vocabulary works on ids
     const auto m = load_model(o.model, "generate", !by_ids);
     const ModelConfig& c = m->c;
-    const std::vector<int32_t> ids = by_ids ? parse_ids(o.prompt_ids, c.vocab_size) : m->tok.encode(o.prompt);
+    std::vector<int32_t> ids = by_ids ? parse_ids(o.prompt_ids, c.vocab_size) : m->tok.encode(o.prompt);
+    // Llama family: BOS first, as llama.cpp (not for --prompt-ids: those are taken as given).
+    const bool bos = !by_ids && !ids.empty() && m->tok.add_bos() && ids[0] != m->tok.bos_id();
+    if (bos) ids.insert(ids.begin(), m->tok.bos_id());
     if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, m->w, ids, o.batch);
     Rng rng(o.seed);
     const int64_t ctx = o.ctx > 0 ? o.ctx : m->info.max_position_embeddings;
-    const std::vector<int32_t> out = sample_ids(c, m->w, ids, o.n, o.temperature, ctx, rng);
+    const std::vector<int32_t> out = sample_ids(c, m->w, ids, o.n, o.temperature, ctx, rng, by_ids ? -1 : m->tok.eos_id());
     if (!by_ids) {
-        std::printf("%s\n", m->tok.decode(out).c_str());
+        std::printf("%s\n", m->tok.decode(std::vector<int32_t>(out.begin() + (bos ? 1 : 0), out.end())).c_str());
         return;
     }
     for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? " " : "", out[i]);

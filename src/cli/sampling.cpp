@@ -9,7 +9,7 @@
 namespace moe::cli {
 
 std::vector<int32_t> sample_ids(ModelConfig cfg, const InferWeights& w, std::vector<int32_t> ids, int64_t n,
-                                double temperature, int64_t ctx, Rng& rng) {
+                                double temperature, int64_t ctx, Rng& rng, int32_t eos) {
     MOE_CHECK(!ids.empty(), "sample", "the prompt is empty; give at least one character");
     MOE_CHECK(ctx >= 2, "sample", "the context must hold at least 2 tokens, got " + std::to_string(ctx));
     SamplingParams s;  // temperature only, no filters
@@ -26,7 +26,7 @@ std::vector<int32_t> sample_ids(ModelConfig cfg, const InferWeights& w, std::vec
     for (int64_t k = 0; k < n; ++k) {
         const int32_t next = sample_token(logits, cfg.vocab_size, s, ids, rng);
         ids.push_back(next);
-        if (k + 1 == n) break;
+        if (k + 1 == n || next == eos) break;
         logits = session.pos() < ctx ? session.feed(&next, 1) : refill();
     }
     return ids;
@@ -34,7 +34,12 @@ std::vector<int32_t> sample_ids(ModelConfig cfg, const InferWeights& w, std::vec
 
 std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokenizer& tok,
                         const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng) {
-    return tok.decode(sample_ids(cfg, w, tok.encode(prompt), n, temperature, ctx, rng));
+    std::vector<int32_t> ids = tok.encode(prompt);
+    MOE_CHECK(!ids.empty(), "sample", "the prompt is empty; give at least one character");
+    const bool bos = tok.add_bos() && ids[0] != tok.bos_id();  // Llama-family: BOS first, as llama.cpp
+    if (bos) ids.insert(ids.begin(), tok.bos_id());
+    ids = sample_ids(cfg, w, ids, n, temperature, ctx, rng, tok.eos_id());
+    return tok.decode(std::vector<int32_t>(ids.begin() + (bos ? 1 : 0), ids.end()));
 }
 
 }  // namespace moe::cli

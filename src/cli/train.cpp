@@ -39,7 +39,7 @@ struct TrainOptions {
     int64_t save_every = 200, stop_after = 0, grad_accum = 1;
     int64_t sparse_step = 1, dense_ff = 0, n_shared = 0, shared_ff = 0;
     std::vector<int64_t> mlp_only_layers;
-    std::string dtype = "f32", init;
+    std::string dtype = "f32", init, tokenizer;
     bool resume = false, tie = false;
     double time_budget = 480, lr = 3e-3, min_lr_ratio = 0.1, weight_decay = 0.1, clip = 1.0;
     double aux_coef = 0.01, z_coef = 0.001, temperature = 0.8;
@@ -201,6 +201,9 @@ void run_train(const TrainOptions& opts) {
     if (o.resume || !o.init.empty()) {  // the run's own tokenizer, so the tokens are the same
         tok = BpeTokenizer::load((o.resume ? o.out : o.init) + "/tokenizer.json");
         if (!o.resume) tok.save(o.out + "/tokenizer.json");
+    } else if (!o.tokenizer.empty()) {  // an existing tokenizer.json (e.g. a Llama-style one)
+        tok = BpeTokenizer::load(o.tokenizer);
+        tok.save(o.out + "/tokenizer.json");
     } else {
         tok = BpeTokenizer::train(train_text, o.vocab, 2, [&](int64_t done, int64_t total) {
             if (done % 64 == 0 || done == total) std::fprintf(stderr, "\rtokenizer: merge %lld / %lld", (long long)done, (long long)total);
@@ -348,6 +351,7 @@ void register_train(CLI::App& app) {
     CLI::App* cmd = app.add_subcommand("train", "train an MoE language model on a text file and print a sample");
     cmd->add_option("--data", o->data, "UTF-8 text file (default: data/kjv.txt, written by scripts/setup.sh)");
     cmd->add_option("--out", o->out, "run directory: tokenizer.json, metrics.jsonl");
+    cmd->add_option("--tokenizer", o->tokenizer, "use this tokenizer.json (byte-level or SentencePiece-style BPE) instead of training one; sets the vocabulary size");
     cmd->add_option("--vocab-size", o->vocab, "BPE vocabulary size")->check(CLI::Range(int64_t(256), int64_t(1) << 20));
     cmd->add_option("--num-hidden-layers", o->layers, "transformer blocks")->check(CLI::Range(int64_t(1), int64_t(1024)));
     cmd->add_option("--hidden-size", o->hidden, "model width D")->check(CLI::Range(int64_t(8), int64_t(1) << 16));

@@ -1,5 +1,5 @@
 // A model directory -> GGUF, as llama.cpp's convert_hf_to_gguf.py writes Mixtral (include/moe/
-// gguf_model.h; docs/formats.md, "Writing GGUF"): llama.* hyper-parameters, the gpt2 tokenizer,
+// gguf_model.h; docs/formats.md, "Writing GGUF"): llama.* hyper-parameters, the tokenizer (gpt2 / llama),
 // llama.cpp's tensor names, q / k rows permuted for ggml's RoPE, norms and router in F32.
 #include <cstdio>
 #include <filesystem>
@@ -81,30 +81,37 @@ void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& 
 }
 
 void gguf_write_tokenizer(GgufWriter& w, const std::string& tokenizer_json, int64_t vocab_size) {
-    BpeTokenizer::load(tokenizer_json);  // the same checks as generation: ByteLevel BPE, a sound vocab
-    const nlohmann::json j = read_json_file(tokenizer_json, kOp);
-    const nlohmann::json& vocab = j["model"]["vocab"];
-    MOE_CHECK(int64_t(vocab.size()) <= vocab_size, kOp,
-              tokenizer_json + " has " + std::to_string(vocab.size()) + " tokens but the model's vocab_size is " +
+    const BpeTokenizer tok = BpeTokenizer::load(tokenizer_json);  // the same checks as generation
+    MOE_CHECK(tok.vocab_size() <= vocab_size, kOp,
+              tokenizer_json + " has " + std::to_string(tok.vocab_size()) + " tokens but the model's vocab_size is " +
                   std::to_string(vocab_size) + "; the tokenizer belongs to another model");
-    std::vector<std::string> tokens(static_cast<size_t>(vocab_size));
-    std::vector<int32_t> types(size_t(vocab_size), 4);  // USER_DEFINED for the "[PADi]" fillers
-    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-        tokens[it.value().get<size_t>()] = it.key();
-        types[it.value().get<size_t>()] = 1;  // NORMAL
+    GgufTokenizerVocab v = tok.gguf_vocab();
+    const bool spm = v.model == "llama";
+    // Padding as convert_hf_to_gguf.py pads: gpt2 "[PADi]" user-defined, SentencePiece "[PADi]"
+    // unused with score -1000.
+    for (int64_t i = tok.vocab_size(); i < vocab_size; ++i) {
+        v.tokens.push_back("[PAD" + std::to_string(i) + "]");
+        v.types.push_back(spm ? BpeTokenizer::kUnused : BpeTokenizer::kUserDefined);
+        if (spm) v.scores.push_back(-1000.0f);
     }
-    for (const nlohmann::json& a : j.value("added_tokens", nlohmann::json::array()))
-        if (a.value("special", false) && a.contains("id") && a["id"].get<int64_t>() < vocab_size)
-            types[a["id"].get<size_t>()] = 3;  // CONTROL
-    for (int64_t i = int64_t(vocab.size()); i < vocab_size; ++i) tokens[size_t(i)] = "[PAD" + std::to_string(i) + "]";
-    std::vector<std::string> merges;
-    for (const nlohmann::json& m : j["model"]["merges"])
-        merges.push_back(m.is_string() ? m.get<std::string>() : m[0].get<std::string>() + " " + m[1].get<std::string>());
-    w.add_string("tokenizer.ggml.model", "gpt2");
-    w.add_string("tokenizer.ggml.pre", "gpt-2");  // GPT-2's ByteLevel regex (BpeTokenizer::pre_tokenize)
-    w.add_strings("tokenizer.ggml.tokens", tokens);
-    w.add_i32s("tokenizer.ggml.token_type", types);
-    w.add_strings("tokenizer.ggml.merges", merges);
+    w.add_string("tokenizer.ggml.model", v.model);
+    if (!spm) w.add_string("tokenizer.ggml.pre", "gpt-2");  // GPT-2's ByteLevel regex (BpeTokenizer::pre_tokenize)
+    w.add_strings("tokenizer.ggml.tokens", v.tokens);
+    if (spm) w.add_f32s("tokenizer.ggml.scores", v.scores);
+    w.add_i32s("tokenizer.ggml.token_type", v.types);
+    if (!spm) w.add_strings("tokenizer.ggml.merges", v.merges);
+    if (v.bos >= 0) w.add_u32("tokenizer.ggml.bos_token_id", uint32_t(v.bos));
+    if (v.eos >= 0) w.add_u32("tokenizer.ggml.eos_token_id", uint32_t(v.eos));
+    if (v.unk >= 0) w.add_u32("tokenizer.ggml.unknown_token_id", uint32_t(v.unk));
+    w.add_bool("tokenizer.ggml.add_bos_token", v.add_bos);
+    w.add_bool("tokenizer.ggml.add_eos_token", false);
+    if (spm) w.add_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+    const std::filesystem::path config = std::filesystem::path(tokenizer_json).parent_path() / "tokenizer_config.json";
+    if (std::filesystem::exists(config)) {
+        const nlohmann::json c = read_json_file(config.string(), kOp);
+        if (c.contains("chat_template") && c["chat_template"].is_string())
+            w.add_string("tokenizer.chat_template", c["chat_template"].get<std::string>());
+    }
 }
 
 std::vector<std::string> gguf_convert_model_dir(const std::string& dir, const std::string& out,

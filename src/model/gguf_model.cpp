@@ -1,6 +1,6 @@
 // A Mixtral-style model from a GGUF (include/moe/gguf_model.h): the tensor names shared with the
 // writer (gguf_convert.cpp), the q/k permutation, the hyper-parameters from llama.* metadata,
-// the weights dequantized to f32, and the gpt2-style tokenizer.
+// the weights dequantized to f32, and the tokenizer (gpt2 byte-level or llama SentencePiece BPE).
 #include <cstring>
 #include <string>
 #include <vector>
@@ -226,13 +226,46 @@ bool gguf_has_tokenizer(const GgufFile& f) {
 BpeTokenizer gguf_tokenizer(const GgufFile& f) {
     const std::string& path = f.path();
     MOE_CHECK(gguf_has_tokenizer(f), kOp, path + " carries no tokenizer (tokenizer.ggml.model absent or \"no_vocab\")");
-    const std::string model = f.get<std::string>("tokenizer.ggml.model");
-    MOE_CHECK(model == "gpt2", kOp,
-              path + ": tokenizer.ggml.model is \"" + model + "\"; only \"gpt2\" (byte-level BPE) is supported");
-    MOE_CHECK(f.has("tokenizer.ggml.tokens") && f.has("tokenizer.ggml.merges"), kOp,
+    GgufTokenizerVocab v;
+    v.model = f.get<std::string>("tokenizer.ggml.model");
+    MOE_CHECK(v.model == "gpt2" || v.model == "llama", kOp,
+              path + ": tokenizer.ggml.model is \"" + v.model +
+                  "\"; supported: \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece BPE)");
+    MOE_CHECK(f.has("tokenizer.ggml.tokens"), kOp, path + ": a " + v.model + " tokenizer needs tokenizer.ggml.tokens");
+    MOE_CHECK(v.model != "gpt2" || f.has("tokenizer.ggml.merges"), kOp,
               path + ": a gpt2 tokenizer needs tokenizer.ggml.tokens and tokenizer.ggml.merges");
-    return BpeTokenizer::from_vocab(f.get_array<std::string>("tokenizer.ggml.tokens"),
-                                    f.get_array<std::string>("tokenizer.ggml.merges"), path);
+    v.tokens = f.get_array<std::string>("tokenizer.ggml.tokens");
+    if (f.has("tokenizer.ggml.token_type")) v.types = f.get_array<int32_t>("tokenizer.ggml.token_type");
+    if (v.model == "gpt2") {
+        // The pre-tokenizer regex: only GPT-2's is implemented (BpeTokenizer::pre_tokenize).
+        const std::string pre = f.has("tokenizer.ggml.pre") ? f.get<std::string>("tokenizer.ggml.pre") : "gpt-2";
+        MOE_CHECK(pre == "gpt-2", kOp,
+                  path + ": tokenizer.ggml.pre is \"" + pre + "\"; only GPT-2's pre-tokenizer (\"gpt-2\") is "
+                         "implemented for gpt2 vocabularies, another would split the text differently");
+        v.merges = f.get_array<std::string>("tokenizer.ggml.merges");
+    }
+    if (v.model == "llama" && f.has("tokenizer.ggml.scores")) {
+        if (f.value("tokenizer.ggml.scores").elem_type == GgufType::i32) {
+            for (int32_t s : f.get_array<int32_t>("tokenizer.ggml.scores")) v.scores.push_back(float(s));
+        } else {
+            v.scores = f.get_array<float>("tokenizer.ggml.scores");
+        }
+    }
+    // llama.cpp's defaults for an SPM vocabulary: <unk> 0, <s> 1, </s> 2, BOS added, a space prefix.
+    const bool spm = v.model == "llama";
+    const int64_t n = int64_t(v.tokens.size());
+    auto id = [&](const char* key, int32_t fallback) {
+        const int64_t x = f.has(key) ? f.get_int(key) : fallback;
+        return x >= 0 && x < n ? int32_t(x) : int32_t(-1);
+    };
+    v.bos = id("tokenizer.ggml.bos_token_id", spm ? 1 : -1);
+    v.eos = id("tokenizer.ggml.eos_token_id", spm ? 2 : -1);
+    v.unk = id("tokenizer.ggml.unknown_token_id", spm ? 0 : -1);
+    v.pad = id("tokenizer.ggml.padding_token_id", -1);
+    v.add_bos = f.has("tokenizer.ggml.add_bos_token") ? f.get<bool>("tokenizer.ggml.add_bos_token") : spm;
+    v.add_eos = f.has("tokenizer.ggml.add_eos_token") && f.get<bool>("tokenizer.ggml.add_eos_token");
+    v.add_space_prefix = f.has("tokenizer.ggml.add_space_prefix") ? f.get<bool>("tokenizer.ggml.add_space_prefix") : spm;
+    return BpeTokenizer::from_gguf_vocab(v, path);
 }
 
 }  // namespace moe
