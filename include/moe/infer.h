@@ -60,7 +60,7 @@ private:
     int64_t max_ctx_ = 0, pos_ = 0;
     std::vector<std::vector<float>> k_, v_;  // per layer (Hkv, max_ctx, hd)
     std::vector<float> cos_, sin_;           // (max_ctx, hd / 2)
-    std::vector<MoeLayerCache> moe_;         // per layer, reused
+    std::vector<MoeLayerCache> moe_;         // one, shared by the layers (buffers reused)
     std::vector<float> h_, n_, q_, kn_, vn_, o_, sub_, scores_, logits_, rstd_;
     QMatmulScratch qmm_;
 };

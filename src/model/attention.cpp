@@ -51,10 +51,10 @@ void rope_rotate(float* u, const float* cos, const float* sin, int64_t hd, float
 void causal_softmax_row(float* row, int64_t last, int64_t width) {
     float m = row[0];
     for (int64_t j = 1; j <= last; ++j) m = std::max(m, row[j]);
-    double sum = 0;
-    for (int64_t j = 0; j <= last; ++j) sum += std::exp(double(row[j] - m));
+    double sum = 0;  // one exp per entry (the decoder calls this once per head, layer and token)
+    for (int64_t j = 0; j <= last; ++j) sum += (row[j] = std::exp(row[j] - m));
     const float inv = float(1.0 / sum);
-    for (int64_t j = 0; j <= last; ++j) row[j] = std::exp(row[j] - m) * inv;
+    for (int64_t j = 0; j <= last; ++j) row[j] *= inv;
     for (int64_t j = last + 1; j < width; ++j) row[j] = 0.0f;
 }
 

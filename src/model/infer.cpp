@@ -9,6 +9,7 @@
 #include "moe/error.h"
 #include "moe/gemm.h"
 #include "moe/infer.h"
+#include "moe/kernels.h"
 #include "moe/lm_loss.h"
 #include "moe/quant.h"
 
@@ -81,7 +82,7 @@ InferSession::InferSession(const ModelConfig& c, const InferWeights& w, int64_t 
     const int64_t hd = c_.attn.hd(), Hkv = c_.attn.n_kv_heads;
     k_.assign(size_t(c_.num_layers), std::vector<float>(size_t(Hkv * max_ctx * hd)));
     v_.assign(size_t(c_.num_layers), std::vector<float>(size_t(Hkv * max_ctx * hd)));
-    moe_.resize(size_t(c_.num_layers));
+    moe_.resize(1);  // one for every layer: inference keeps nothing for a backward
     rope_table(cos_, sin_, max_ctx, hd, c_.attn.rope_theta);
 }
 
@@ -126,11 +127,25 @@ void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
     o_.resize(size_t(n * qw));
     scores_.resize(size_t(H * n * end));
     // One head per iteration; OpenBLAS runs single-threaded inside the region.
+    const KernelTable& kt = kernels();
 #pragma omp parallel for schedule(static)
     for (int64_t h = 0; h < H; ++h) {
         const float* Kh = K + (h / group) * max_ctx_ * hd;
         const float* Vh = V + (h / group) * max_ctx_ * hd;
         float* S = scores_.data() + h * n * end;
+        if (n <= kQGemvMaxRows) {  // decode: dot products and axpys, no GEMM set-up per head
+            for (int64_t i = 0; i < n; ++i) {
+                const float* q = q_.data() + i * qw + h * hd;
+                float* s = S + i * end;
+                float* o = o_.data() + i * qw + h * hd;
+                const int64_t last = pos_ + i;  // query i sees 0 .. pos + i
+                for (int64_t t = 0; t <= last; ++t) s[t] = scale * kt.dot(q, Kh + t * hd, hd);
+                causal_softmax_row(s, last, end);
+                std::fill_n(o, hd, 0.0f);
+                for (int64_t t = 0; t <= last; ++t) kt.axpy(o, s[t], Vh + t * hd, hd);
+            }
+            continue;
+        }
         gemm_f32(false, true, n, end, hd, scale, q_.data() + h * hd, qw, Kh, hd, 0.0f, S, end);
         for (int64_t i = 0; i < n; ++i) causal_softmax_row(S + i * end, pos_ + i, end);  // query i sees 0 .. pos + i
         gemm_f32(false, false, n, hd, end, 1.0f, S, end, Vh, hd, 0.0f, o_.data() + h * hd, qw);
@@ -161,7 +176,7 @@ const float* InferSession::feed(const int32_t* tokens, int64_t n, bool all_logit
         for (int64_t i = 0; i < n * D; ++i) h_[size_t(i)] += sub_[size_t(i)];
         rmsnorm_forward(n_.data(), rstd_.data(), h_.data(), lw.post_norm, n, D, eps);
         MoeLayerLosses losses;
-        moe_layer_forward(TensorView{sub_.data(), DType::f32, Shape{n, D}}, losses, moe_[size_t(l)], c_.ffn(l), lw.ffn,
+        moe_layer_forward(TensorView{sub_.data(), DType::f32, Shape{n, D}}, losses, moe_[0], c_.ffn(l), lw.ffn,
                           TensorView{n_.data(), DType::f32, Shape{n, D}}, nullptr, tokens);
         for (int64_t i = 0; i < n * D; ++i) h_[size_t(i)] += sub_[size_t(i)];
     }
