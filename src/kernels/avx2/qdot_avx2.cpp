@@ -104,29 +104,9 @@ float dot_bf16(const void* w, const void* x, int64_t n) {
 }
 
 
-float dot_q8_0(const void* w, const void* x, int64_t n) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const int64_t nb = n / 32;
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const uint8_t* wb = bytes(w) + 34 * b;
-        const uint8_t* xb = bytes(x) + 34 * b;
-        prefetch_lines(wb, 2);  // 68 bytes per step: one line would fall behind
-        const __m256i s0 = dot_i8(loadu(wb + 2), loadu(xb + 2));
-        const __m256i s1 = dot_i8(loadu(wb + 36), loadu(xb + 36));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(wb) * half_at(xb)), _mm256_cvtepi32_ps(s0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(wb + 34) * half_at(xb + 34)), _mm256_cvtepi32_ps(s1), acc1);
-    }
-    for (; b < nb; ++b) {
-        const uint8_t* wb = bytes(w) + 34 * b;
-        const uint8_t* xb = bytes(x) + 34 * b;
-        const __m256i s = dot_i8(loadu(wb + 2), loadu(xb + 2));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(wb) * half_at(xb)), _mm256_cvtepi32_ps(s), acc0);
-    }
-    return hsum(_mm256_add_ps(acc0, acc1));
-}
-
-// 32 nibbles of 16 bytes as signed int8 q - 8: values 0..15 the low nibbles, 16..31 the high.
+// The 32 int8 weights of a Q8_0 block, and of a Q4_0 block as signed q - 8 (values 0..15 the
+// low nibbles, 16..31 the high).
+inline __m256i q8_0_values(const uint8_t* qs) { return loadu(qs); }
 inline __m256i q4_0_values(const uint8_t* qs) {
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
     const __m128i m = _mm_set1_epi8(0x0f);
@@ -134,23 +114,26 @@ inline __m256i q4_0_values(const uint8_t* qs) {
     return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
 }
 
-float dot_q4_0(const void* w, const void* x, int64_t n) {
+// Blocks of 32 with an f16 scale first (Q8_0: 34 bytes, Q4_0: 18) . Q8_0 activations.
+template <int64_t kBytes, __m256i (*values)(const uint8_t*)>
+float dot_32(const void* w, const void* x, int64_t n) {
+    constexpr int kLines = (2 * kBytes + 63) / 64;  // lines per step of two blocks
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     const int64_t nb = n / 32;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
-        const uint8_t* wb = bytes(w) + 18 * b;
+        const uint8_t* wb = bytes(w) + kBytes * b;
         const uint8_t* xb = bytes(x) + 34 * b;
-        prefetch_lines(wb, 1);
-        const __m256i s0 = dot_i8(q4_0_values(wb + 2), loadu(xb + 2));
-        const __m256i s1 = dot_i8(q4_0_values(wb + 20), loadu(xb + 36));
+        prefetch_lines(wb, kLines);
+        const __m256i s0 = dot_i8(values(wb + 2), loadu(xb + 2));
+        const __m256i s1 = dot_i8(values(wb + kBytes + 2), loadu(xb + 36));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(wb) * half_at(xb)), _mm256_cvtepi32_ps(s0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(wb + 18) * half_at(xb + 34)), _mm256_cvtepi32_ps(s1), acc1);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(wb + kBytes) * half_at(xb + 34)), _mm256_cvtepi32_ps(s1), acc1);
     }
     for (; b < nb; ++b) {
-        const uint8_t* wb = bytes(w) + 18 * b;
+        const uint8_t* wb = bytes(w) + kBytes * b;
         const uint8_t* xb = bytes(x) + 34 * b;
-        const __m256i s = dot_i8(q4_0_values(wb + 2), loadu(xb + 2));
+        const __m256i s = dot_i8(values(wb + 2), loadu(xb + 2));
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(wb) * half_at(xb)), _mm256_cvtepi32_ps(s), acc0);
     }
     return hsum(_mm256_add_ps(acc0, acc1));
@@ -235,6 +218,6 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
 
 }  // namespace
 
-const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_k4<false>, dot_k4<true>, dot_q6_k};
+const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_f32, dot_f16, dot_bf16, dot_32<34, q8_0_values>, dot_32<18, q4_0_values>, dot_k4<false>, dot_k4<true>, dot_q6_k};
 
 }  // namespace moe
