@@ -46,63 +46,38 @@ inline void prefetch_lines(const uint8_t* p, int lines) {
     for (int i = 0; i < lines; ++i) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + 64 * i), _MM_HINT_T0);
 }
 
-float dot_f32(const void* w, const void* x, int64_t n) {
-    const float* a = static_cast<const float*>(w);
-    const float* b = static_cast<const float*>(x);
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        prefetch_lines(reinterpret_cast<const uint8_t*>(a + i), 1);
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    float s = hsum(_mm256_add_ps(s0, s1));
-    for (; i < n; ++i) s += a[i] * b[i];
-    return s;
-}
-
-float dot_f16(const void* w, const void* x, int64_t n) {
-    const uint16_t* a = static_cast<const uint16_t*>(w);
-    const float* b = static_cast<const float*>(x);
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        prefetch_lines(reinterpret_cast<const uint8_t*>(a + i), 1);
-        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)));
-        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i + 8)));
-        s0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(b + i + 8), s1);
-    }
-    float s = hsum(_mm256_add_ps(s0, s1));
-    for (; i < n; ++i) s += _cvtsh_ss(a[i]) * b[i];
-    return s;
-}
-
+// 8 weights as floats, and one for the tail, per wide type.
+inline __m256 f32x8(const float* p) { return _mm256_loadu_ps(p); }
+inline float f32x1(float v) { return v; }
+inline __m256 f16x8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline float f16x1(uint16_t v) { return _cvtsh_ss(v); }
 inline __m256 bf16x8(const uint16_t* p) {
     __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
+inline float bf16x1(uint16_t v) {
+    const uint32_t u = uint32_t(v) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
 
-float dot_bf16(const void* w, const void* x, int64_t n) {
-    const uint16_t* a = static_cast<const uint16_t*>(w);
+// F32 / F16 / BF16 weights . f32 activations: 16 per step on two accumulators, scalar tail.
+template <class T, __m256 (*load8)(const T*), float (*load1)(T)>
+float dot_wide(const void* w, const void* x, int64_t n) {
+    const T* a = static_cast<const T*>(w);
     const float* b = static_cast<const float*>(x);
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         prefetch_lines(reinterpret_cast<const uint8_t*>(a + i), 1);
-        s0 = _mm256_fmadd_ps(bf16x8(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(bf16x8(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s0 = _mm256_fmadd_ps(load8(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(load8(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
     }
     float s = hsum(_mm256_add_ps(s0, s1));
-    for (; i < n; ++i) {
-        uint32_t u = uint32_t(a[i]) << 16;
-        float f;
-        std::memcpy(&f, &u, 4);
-        s += f * b[i];
-    }
+    for (; i < n; ++i) s += load1(a[i]) * b[i];
     return s;
 }
-
 
 // The 32 int8 weights of a Q8_0 block, and of a Q4_0 block as signed q - 8 (values 0..15 the
 // low nibbles, 16..31 the high).
@@ -218,6 +193,7 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
 
 }  // namespace
 
-const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_f32, dot_f16, dot_bf16, dot_32<34, q8_0_values>, dot_32<18, q4_0_values>, dot_k4<false>, dot_k4<true>, dot_q6_k};
+const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_wide<float, f32x8, f32x1>, dot_wide<uint16_t, f16x8, f16x1>,
+                             dot_wide<uint16_t, bf16x8, bf16x1>, dot_32<34, q8_0_values>, dot_32<18, q4_0_values>, dot_k4<false>, dot_k4<true>, dot_q6_k};
 
 }  // namespace moe

@@ -129,33 +129,17 @@ using kq::scale_min_k4;
 // Q4_K (144 bytes): f16 d, f16 dmin, 12 bytes of packed 6-bit scales and mins, 128 bytes of
 // nibbles. 8 sub-blocks of 32: x = (d sc) q - (dmin m); each 32 bytes of qs hold two sub-blocks
 // (low nibbles, then high nibbles).
-void deq_q4_k(const void* src, float* dst, int64_t nb) {
+// Q5_K (kHigh, 176 bytes): as Q4_K plus 32 bytes qh between the scales and qs: bit 2k of qh[l]
+// is the fifth bit of value l of sub-block 2k, bit 2k+1 that of sub-block 2k+1.
+template <bool kHigh>
+void deq_k4(const void* src, float* dst, int64_t nb) {
+    constexpr int64_t kBlock = kHigh ? 176 : 144;
     for (int64_t i = 0; i < nb; ++i) {
-        const uint8_t* b = bytes(src) + 144 * i;
-        const float d = half_at(b), dmin = half_at(b + 2);
-        const uint8_t* scales = b + 4;
-        const uint8_t* q = b + 16;
-        for (int j = 0; j < 8; j += 2, q += 32) {
-            int sc, m;
-            scale_min_k4(j, scales, &sc, &m);
-            const float d1 = d * float(sc), m1 = dmin * float(m);
-            scale_min_k4(j + 1, scales, &sc, &m);
-            const float d2 = d * float(sc), m2 = dmin * float(m);
-            for (int l = 0; l < 32; ++l) *dst++ = d1 * float(q[l] & 0xf) - m1;
-            for (int l = 0; l < 32; ++l) *dst++ = d2 * float(q[l] >> 4) - m2;
-        }
-    }
-}
-
-// Q5_K (176 bytes): as Q4_K plus 32 bytes qh between the scales and qs: bit 2k of qh[l] is the
-// fifth bit of value l of sub-block 2k, bit 2k+1 that of sub-block 2k+1.
-void deq_q5_k(const void* src, float* dst, int64_t nb) {
-    for (int64_t i = 0; i < nb; ++i) {
-        const uint8_t* b = bytes(src) + 176 * i;
+        const uint8_t* b = bytes(src) + kBlock * i;
         const float d = half_at(b), dmin = half_at(b + 2);
         const uint8_t* scales = b + 4;
         const uint8_t* qh = b + 16;
-        const uint8_t* q = b + 48;
+        const uint8_t* q = b + (kHigh ? 48 : 16);
         for (int j = 0; j < 8; j += 2, q += 32) {
             int sc, m;
             scale_min_k4(j, scales, &sc, &m);
@@ -163,9 +147,9 @@ void deq_q5_k(const void* src, float* dst, int64_t nb) {
             scale_min_k4(j + 1, scales, &sc, &m);
             const float d2 = d * float(sc), m2 = dmin * float(m);
             for (int l = 0; l < 32; ++l)
-                *dst++ = d1 * float((q[l] & 0xf) | (((qh[l] >> j) & 1) << 4)) - m1;
+                *dst++ = d1 * float((q[l] & 0xf) | (kHigh ? ((qh[l] >> j) & 1) << 4 : 0)) - m1;
             for (int l = 0; l < 32; ++l)
-                *dst++ = d2 * float((q[l] >> 4) | (((qh[l] >> (j + 1)) & 1) << 4)) - m2;
+                *dst++ = d2 * float((q[l] >> 4) | (kHigh ? ((qh[l] >> (j + 1)) & 1) << 4 : 0)) - m2;
         }
     }
 }
@@ -200,6 +184,6 @@ void deq_q6_k(const void* src, float* dst, int64_t nb) {
 }  // namespace
 
 const DequantTable kDequantScalar = {CpuPath::scalar, deq_f32,  deq_f16,  deq_bf16, deq_q4_0, deq_q4_1,
-                                     deq_q5_0,        deq_q5_1, deq_q8_0, deq_q4_k, deq_q5_k, deq_q6_k};
+                                     deq_q5_0,        deq_q5_1, deq_q8_0, deq_k4<false>, deq_k4<true>, deq_q6_k};
 
 }  // namespace moe

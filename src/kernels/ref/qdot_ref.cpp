@@ -51,31 +51,20 @@ float dot_bf16(const void* w, const void* x, int64_t n) {
     return s;
 }
 
-// Q8_0 weights (34-byte blocks: f16 d, 32 int8) . Q8_0 activations.
-float dot_q8_0(const void* w, const void* x, int64_t n) {
-    float s = 0.0f;
-    for (int64_t b = 0; b < n / 32; ++b) {
-        const uint8_t* wb = bytes(w) + 34 * b;
-        const uint8_t* xb = bytes(x) + 34 * b;
-        int32_t sum = 0;
-        for (int j = 0; j < 32; ++j) sum += int32_t(i8(wb + 2)[j]) * int32_t(i8(xb + 2)[j]);
-        s += float(sum) * (half_at(wb) * half_at(xb));
-    }
-    return s;
-}
+// Value j (0..31) of a block's quants: Q8_0 (32 int8), Q4_0 (16 bytes of nibbles, value j in
+// the low nibble of byte j, value 16 + j in the high one, stored as q + 8).
+int q8_0_value(const uint8_t* qs, int j) { return int8_t(qs[j]); }
+int q4_0_value(const uint8_t* qs, int j) { return (j < 16 ? qs[j] & 0xf : qs[j - 16] >> 4) - 8; }
 
-// Q4_0 weights (18-byte blocks: f16 d, 16 bytes of nibbles, value q - 8) . Q8_0 activations.
-float dot_q4_0(const void* w, const void* x, int64_t n) {
+// Blocks of 32 with an f16 scale first (Q8_0: 34 bytes, Q4_0: 18) . Q8_0 activations.
+template <int64_t kBytes, int (*value)(const uint8_t*, int)>
+float dot_32(const void* w, const void* x, int64_t n) {
     float s = 0.0f;
     for (int64_t b = 0; b < n / 32; ++b) {
-        const uint8_t* wb = bytes(w) + 18 * b;
+        const uint8_t* wb = bytes(w) + kBytes * b;
         const uint8_t* xb = bytes(x) + 34 * b;
-        const int8_t* y = i8(xb + 2);
         int32_t sum = 0;
-        for (int j = 0; j < 16; ++j) {
-            sum += (int32_t(wb[2 + j] & 0xf) - 8) * int32_t(y[j]);
-            sum += (int32_t(wb[2 + j] >> 4) - 8) * int32_t(y[j + 16]);
-        }
+        for (int j = 0; j < 32; ++j) sum += value(wb + 2, j) * int32_t(i8(xb + 2)[j]);
         s += float(sum) * (half_at(wb) * half_at(xb));
     }
     return s;
@@ -200,6 +189,6 @@ void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
     }
 }
 
-const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_k4<false>, dot_k4<true>, dot_q6_k};
+const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_32<34, q8_0_value>, dot_32<18, q4_0_value>, dot_k4<false>, dot_k4<true>, dot_q6_k};
 
 }  // namespace moe
