@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "gguf_fixture.h"
 #include "layer_fixture.h"
 #include "model_fixture.h"
 #include "moe/error.h"
@@ -20,23 +21,11 @@
 
 using namespace moe;
 using moe::test::scaled_max_error;
+using moe::test::convert_hf_mixtral_tiny;
+using moe::test::kHfMixtralTiny;
 using moe::test::TestModel;
 
 namespace {
-
-const std::string kMixtral = std::string(MOE_FIXTURE_DIR) + "/hf_mixtral_tiny";
-
-std::string convert(GgmlType type) {
-    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    const std::string out =
-        (std::filesystem::temp_directory_path() / ("moe_test_gguf_infer_" + test + "_" + ggml_type_name(type) + ".gguf")).string();
-    GgufConvertOptions o;
-    o.outtype = type;
-    gguf_convert_model_dir(kMixtral, out, o);
-    return out;
-}
-
-}  // namespace
 
 // Per position t, max_v |got - want| over max_v |want| (layer_fixture's scaled error).
 std::vector<double> position_errors(const float* got, const std::vector<float>& want, int64_t T, int64_t V) {
@@ -51,13 +40,15 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
+}  // namespace
+
 TEST(GgufInfer, MappedWeightsGiveTheDequantizedModelsLogits) {
-    SafetensorsFile ref(kMixtral + "/reference.safetensors");
+    SafetensorsFile ref(kHfMixtralTiny + "/reference.safetensors");
     const std::vector<int32_t> tokens = ref.i32("tokens");
     const int64_t T = int64_t(tokens.size());
     for (GgmlType type : {GgmlType::f32, GgmlType::f16, GgmlType::bf16, GgmlType::q8_0, GgmlType::q4_0}) {
         SCOPED_TRACE(ggml_type_name(type));
-        const std::string path = convert(type);
+        const std::string path = convert_hf_mixtral_tiny(type);
         auto file = std::make_shared<const GgufFile>(path);
         TestModel deq(gguf_model_config(*file));
         gguf_model_load_weights(*file, deq.c, deq.p);
@@ -98,9 +89,9 @@ TEST(GgufInfer, MappedWeightsGiveTheDequantizedModelsLogits) {
 
 TEST(GgufInfer, F32FileGreedyTokensAreTransformers) {
     // The mapped F32 file decodes transformers' 32 greedy tokens (tools/gen_hf_fixtures.py).
-    SafetensorsFile ref(kMixtral + "/reference.safetensors");
+    SafetensorsFile ref(kHfMixtralTiny + "/reference.safetensors");
     std::vector<int32_t> tokens = ref.i32("tokens");
-    const std::string path = convert(GgmlType::f32);
+    const std::string path = convert_hf_mixtral_tiny(GgmlType::f32);
     auto file = std::make_shared<const GgufFile>(path);
     const ModelConfig c = gguf_model_config(*file);
     InferSession s(c, gguf_infer_weights(file, c), 64);
@@ -115,7 +106,7 @@ TEST(GgufInfer, F32FileGreedyTokensAreTransformers) {
 }
 
 TEST(GgufInfer, MissingOrMisshapenTensorsAreNamed) {
-    const std::string path = convert(GgmlType::q8_0);
+    const std::string path = convert_hf_mixtral_tiny(GgmlType::q8_0);
     auto file = std::make_shared<const GgufFile>(path);
     ModelConfig c = gguf_model_config(*file);
     c.moe.d_ff += 32;  // the file's experts are smaller than this config says

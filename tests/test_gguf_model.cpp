@@ -12,6 +12,7 @@
 #include <functional>
 #include <string>
 
+#include "gguf_fixture.h"
 #include "layer_fixture.h"
 #include "model_fixture.h"
 #include "moe/error.h"
@@ -21,24 +22,14 @@
 using namespace moe;
 using moe::test::error_of;
 using moe::test::scaled_max_error;
+using moe::test::convert_hf_mixtral_tiny;
+using moe::test::kHfMixtralTiny;
 using moe::test::TestModel;
 
 namespace {
 
-const std::string kMixtral = std::string(MOE_FIXTURE_DIR) + "/hf_mixtral_tiny";
-
 std::string temp_path(const std::string& name) {
     return (std::filesystem::temp_directory_path() / ("moe_test_gguf_" + name)).string();
-}
-
-// A file per test and type: ctest runs the tests of this file in parallel processes.
-std::string convert(GgmlType type) {
-    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    const std::string out = temp_path(test + "_" + ggml_type_name(type) + ".gguf");
-    GgufConvertOptions o;
-    o.outtype = type;
-    gguf_convert_model_dir(kMixtral, out, o);
-    return out;
 }
 
 // The logits of the reference prompt from a converted GGUF.
@@ -71,11 +62,11 @@ void rewrite(const GgufFile& src, const std::string& out,
 }  // namespace
 
 TEST(GgufModel, ConvertedF32GivesTransformersLogitsAndGreedyTokens) {
-    const std::string path = convert(GgmlType::f32);
+    const std::string path = convert_hf_mixtral_tiny(GgmlType::f32);
     GgufFile f(path);
     ModelFileInfo info;
     TestModel m(gguf_model_config(f, &info));
-    const ModelConfig want = model_config_read(kMixtral + "/config.json");
+    const ModelConfig want = model_config_read(kHfMixtralTiny + "/config.json");
     EXPECT_TRUE(model_is_mixtral(m.c));
     EXPECT_EQ(info.max_position_embeddings, 64);
     EXPECT_EQ(m.c.vocab_size, want.vocab_size);
@@ -84,7 +75,7 @@ TEST(GgufModel, ConvertedF32GivesTransformersLogitsAndGreedyTokens) {
     EXPECT_EQ(m.c.moe.d_ff, want.moe.d_ff);
     EXPECT_EQ(m.c.moe.top_k, want.moe.top_k);
     gguf_model_load_weights(f, m.c, m.p);
-    SafetensorsFile ref(kMixtral + "/reference.safetensors");
+    SafetensorsFile ref(kHfMixtralTiny + "/reference.safetensors");
     std::vector<int32_t> tokens = ref.i32("tokens");
     // The same bound as the safetensors path (test_model_io.cpp): f32 weights are copied exactly.
     EXPECT_LT(scaled_max_error(m.logits(tokens).data(), ref.f32("logits")), 1e-5);
@@ -113,19 +104,19 @@ TEST(GgufModel, QuantizedLogitsWithinMeasuredError) {
     // measurement. The second check is exact: the GGUF's logits equal those of the original
     // model with every matrix quantized and dequantized in place (same types, F16 for the rows
     // of F = 24 that are not whole blocks), so nothing but the rounding separates the two.
-    SafetensorsFile ref(kMixtral + "/reference.safetensors");
+    SafetensorsFile ref(kHfMixtralTiny + "/reference.safetensors");
     const std::vector<int32_t> tokens = ref.i32("tokens");
     const std::pair<GgmlType, double> cases[] = {
         {GgmlType::f16, 1e-3}, {GgmlType::bf16, 7.5e-3}, {GgmlType::q8_0, 2.7e-2}, {GgmlType::q4_0, 0.5}};
     for (const auto& [type, tol] : cases) {
-        const std::string path = convert(type);
+        const std::string path = convert_hf_mixtral_tiny(type);
         const std::vector<float> got = gguf_logits(path, tokens);
         const double err = scaled_max_error(got.data(), ref.f32("logits"));
         std::printf("  %-5s logits: scaled max error %.3g (bound %.3g)\n", ggml_type_name(type), err, tol);
         EXPECT_LT(err, tol) << ggml_type_name(type);
         EXPECT_GT(err, 1e-5) << ggml_type_name(type) << " must not be exact: was it quantized at all?";
-        TestModel e(model_config_read(kMixtral + "/config.json"));
-        model_load_weights(kMixtral, e.c, e.p);
+        TestModel e(model_config_read(kHfMixtralTiny + "/config.json"));
+        model_load_weights(kHfMixtralTiny, e.c, e.p);
         for (const GgufModelTensor& t : gguf_model_tensors(e.p, e.c)) {
             if (t.keep_f32 || t.view.shape.ndim < 2) continue;
             const int64_t row = t.view.shape.dims[t.view.shape.ndim - 1];
@@ -142,7 +133,7 @@ TEST(GgufModel, QuantizedLogitsWithinMeasuredError) {
 }
 
 TEST(GgufModel, MetadataNamesDimsAndTypesAreLlamaCpps) {
-    const std::string path = convert(GgmlType::q8_0);
+    const std::string path = convert_hf_mixtral_tiny(GgmlType::q8_0);
     GgufFile f(path);
     EXPECT_EQ(f.version(), 3u);
     EXPECT_EQ(f.get<std::string>("general.architecture"), "llama");
@@ -198,9 +189,9 @@ TEST(GgufModel, MetadataNamesDimsAndTypesAreLlamaCpps) {
 TEST(GgufModel, QueryAndKeyRowsArePermutedForGgmlRope) {
     // LlamaModel.permute: rows (heads, 2, hd/2) -> (heads, hd/2, 2). With hd = 8, GGUF row 1 of a
     // head is HF row 4 (the first of the second half), GGUF row 2 is HF row 1.
-    const std::string path = convert(GgmlType::f32);
+    const std::string path = convert_hf_mixtral_tiny(GgmlType::f32);
     GgufFile f(path);
-    SafetensorsFile hf(kMixtral + "/model.safetensors");
+    SafetensorsFile hf(kHfMixtralTiny + "/model.safetensors");
     const int64_t D = 32, hd = 8;
     for (const char* which : {"q", "k"}) {
         const std::vector<float> g = f.dequantize(std::string("blk.1.attn_") + which + ".weight");
@@ -272,7 +263,7 @@ TEST(GgufModel, TokenizerTravelsInTokenizerGgml) {
 }
 
 TEST(GgufModel, BadFilesAndModelsFailClearly) {
-    const std::string path = convert(GgmlType::f32), bad = temp_path("BadFiles_bad.gguf");
+    const std::string path = convert_hf_mixtral_tiny(GgmlType::f32), bad = temp_path("BadFiles_bad.gguf");
     GgufFile f(path);
     auto none = [](GgufWriter&, const std::string&) { return false; };
     auto all = [](const std::string&) { return true; };
@@ -300,7 +291,7 @@ TEST(GgufModel, BadFilesAndModelsFailClearly) {
                                   "metadata implies (4, 32, 32)"),
               std::string::npos);
     // A model llama.cpp's llama architecture cannot express: shared experts.
-    ModelConfig c = model_config_read(kMixtral + "/config.json");
+    ModelConfig c = model_config_read(kHfMixtralTiny + "/config.json");
     c.moe.n_shared = 1;
     c.moe.d_ff_shared = 8;
     TestModel m(c);
@@ -310,7 +301,7 @@ TEST(GgufModel, BadFilesAndModelsFailClearly) {
               std::string::npos);
     GgufConvertOptions q2;
     q2.outtype = GgmlType::q2_k;
-    EXPECT_NE(error_of([&] { gguf_convert_model_dir(kMixtral, bad, q2); }).find("outtype Q2_K is not supported"),
+    EXPECT_NE(error_of([&] { gguf_convert_model_dir(kHfMixtralTiny, bad, q2); }).find("outtype Q2_K is not supported"),
               std::string::npos);
     std::filesystem::remove_all(dir);
     std::filesystem::remove(path);
