@@ -80,6 +80,13 @@ public:
     int32_t eos_id() const { return eos_; }  // -1: none
     int32_t unk_id() const { return unk_; }  // -1: none
     bool add_bos() const { return add_bos_ && bos_ >= 0; }  // the model expects BOS first
+    // Puts BOS first when the model expects it and ids do not already start with it (llama.cpp's
+    // rule); returns whether it did.
+    bool prepend_bos(std::vector<int32_t>& ids) const {
+        if (!add_bos() || (!ids.empty() && ids[0] == bos_)) return false;
+        ids.insert(ids.begin(), bos_);
+        return true;
+    }
     bool is_special(int32_t id) const;       // a control / unknown token (not printed when streamed)
     int32_t special_id(const std::string& content) const;  // an added token's id, or -1
 

@@ -80,8 +80,7 @@ void run_generate(const GenerateOptions& o) {
     const ModelConfig& c = m->c;
     std::vector<int32_t> ids = by_ids ? parse_ids(o.prompt_ids, c.vocab_size) : m->tok.encode(o.prompt);
     // Llama family: BOS first, as llama.cpp (not for --prompt-ids: those are taken as given).
-    const bool bos = !by_ids && !ids.empty() && m->tok.add_bos() && ids[0] != m->tok.bos_id();
-    if (bos) ids.insert(ids.begin(), m->tok.bos_id());
+    const bool bos = !by_ids && !ids.empty() && m->tok.prepend_bos(ids);
     if (!o.logits_out.empty()) write_prompt_logits(o.logits_out, c, m->w, ids, o.batch);
     Rng rng(o.seed);
     const int64_t ctx = o.ctx > 0 ? o.ctx : m->info.max_position_embeddings;

@@ -75,7 +75,7 @@ void run_chat(const RunOptions& o, const LoadedModel& m) {
             history.clear();
         }
         std::vector<int32_t> ids = tok.encode(full.substr(rendered.size()));
-        if (rendered.empty() && tok.add_bos() && (ids.empty() || ids[0] != tok.bos_id())) ids.insert(ids.begin(), tok.bos_id());
+        if (rendered.empty()) tok.prepend_bos(ids);
         MOE_CHECK(session.pos() + int64_t(ids.size()) < ctx, "run",
                   "the conversation (" + std::to_string(session.pos() + int64_t(ids.size())) +
                       " tokens) no longer fits the context of " + std::to_string(ctx) + " tokens; pass a larger -c");
@@ -128,7 +128,7 @@ void run(const RunOptions& o) {
     const BpeTokenizer& tok = m->tok;
     std::vector<int32_t> ids = tok.encode(o.prompt);
     MOE_CHECK(!ids.empty(), "run", "the prompt is empty; pass -p TEXT");
-    if (tok.add_bos() && ids[0] != tok.bos_id()) ids.insert(ids.begin(), tok.bos_id());  // as llama.cpp
+    tok.prepend_bos(ids);  // as llama.cpp
     const int64_t ctx = o.ctx > 0 ? o.ctx : info.max_position_embeddings;
     MOE_CHECK(int64_t(ids.size()) + o.n <= ctx, "run",
               "the prompt (" + std::to_string(ids.size()) + " tokens) and -n " + std::to_string(o.n) +

@@ -36,8 +36,7 @@ std::string sample_text(ModelConfig cfg, const InferWeights& w, const BpeTokeniz
                         const std::string& prompt, int64_t n, double temperature, int64_t ctx, Rng& rng) {
     std::vector<int32_t> ids = tok.encode(prompt);
     MOE_CHECK(!ids.empty(), "sample", "the prompt is empty; give at least one character");
-    const bool bos = tok.add_bos() && ids[0] != tok.bos_id();  // Llama-family: BOS first, as llama.cpp
-    if (bos) ids.insert(ids.begin(), tok.bos_id());
+    const bool bos = tok.prepend_bos(ids);  // Llama family: BOS first, as llama.cpp
     ids = sample_ids(cfg, w, ids, n, temperature, ctx, rng, tok.eos_id());
     return tok.decode(std::vector<int32_t>(ids.begin() + (bos ? 1 : 0), ids.end()));
 }
