@@ -209,6 +209,34 @@ TEST(QMatmul, BothPathsMatchAReferenceProduct) {
     }
 }
 
+TEST(QMatmul, SharedXGivesEachProductsOwnResult) {
+    // q / k / v style: one x, several matrices; in one loop (same activation format) or, for
+    // mixed formats and F32, one qmatmul each. Either way each y equals its own qmatmul's.
+    const int64_t cols = 512, n = 2;
+    Rng rng(41);
+    std::vector<float> x(size_t(n * cols));
+    rng.fill_normal(x.data(), int64_t(x.size()), 0.0f, 1.0f);
+    const std::vector<std::vector<GgmlType>> sets = {
+        {GgmlType::q8_0, GgmlType::q4_0, GgmlType::q8_0}, {GgmlType::q8_0, GgmlType::q4_k}, {GgmlType::f32, GgmlType::q8_0}};
+    QMatmulScratch s;
+    for (const auto& types : sets) {
+        std::vector<std::vector<uint8_t>> bytes;
+        std::vector<QMatrix> ws;
+        for (size_t j = 0; j < types.size(); ++j) bytes.push_back(random_matrix(types[j], 48 + 8 * int64_t(j), cols, 50 + j));
+        for (size_t j = 0; j < types.size(); ++j) ws.push_back({types[j], 48 + 8 * int64_t(j), cols, bytes[j].data()});
+        std::vector<std::vector<float>> got(types.size()), want(types.size());
+        std::vector<QOutput> outs;
+        for (size_t j = 0; j < types.size(); ++j) {
+            got[j].assign(size_t(n * ws[j].rows), 0.0f);
+            want[j].assign(size_t(n * ws[j].rows), 0.0f);
+            outs.push_back({&ws[j], got[j].data(), ws[j].rows});
+            qmatmul(want[j].data(), ws[j].rows, x.data(), cols, n, ws[j], 0.0f, s);
+        }
+        qmatmul_shared_x(outs.data(), int(outs.size()), x.data(), cols, n, s);
+        for (size_t j = 0; j < types.size(); ++j) EXPECT_EQ(got[j], want[j]) << ggml_type_name(types[j]);
+    }
+}
+
 TEST(QMatmul, UnsupportedTypesAreNamed) {
     std::vector<uint8_t> b(192);  // one Q5_1 row of 256
     const QMatrix w{GgmlType::q5_1, 1, 256, b.data()};

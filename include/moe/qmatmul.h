@@ -70,6 +70,16 @@ void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int6
 // Rows of x up to which qmatmul uses the dot kernels (decode); above it, dequantize + GEMM.
 constexpr int64_t kQGemvMaxRows = 4;
 
+// Several products of the same x (q, k and v of attention): y_j = x W_j^T, as qmatmul each,
+// but on the dot path x is quantized once and all rows run in one parallel loop (when every
+// W_j takes the same activation format and none is F32, which goes to the GEMM).
+struct QOutput {
+    const QMatrix* w;
+    float* y;
+    int64_t ldy;
+};
+void qmatmul_shared_x(const QOutput* outs, int count, const float* x, int64_t ldx, int64_t n, QMatmulScratch& scratch);
+
 // The dot path in two steps, so that one parallel loop serves several matrices (q, k and v of
 // a token; the gate and up matrices of all its experts): quantize the rows of x once per
 // activation format, then run every job's rows in one loop. Job: y[i * ldy + r] (= beta y +)

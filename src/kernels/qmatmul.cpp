@@ -137,4 +137,19 @@ void qmatmul(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t n, cons
     qmatmul(qdot_kernels(), y, ldy, x, ldx, n, w, beta, s);
 }
 
+void qmatmul_shared_x(const QOutput* outs, int count, const float* x, int64_t ldx, int64_t n, QMatmulScratch& s) {
+    bool one_loop = count > 0 && n <= kQGemvMaxRows;
+    for (int j = 0; j < count && one_loop; ++j)
+        one_loop = outs[j].w->type != GgmlType::f32 &&
+                   qdot_activation_type(outs[j].w->type) == qdot_activation_type(outs[0].w->type);
+    if (!one_loop) {
+        for (int j = 0; j < count; ++j) qmatmul(outs[j].y, outs[j].ldy, x, ldx, n, *outs[j].w, 0.0f, s);
+        return;
+    }
+    const int64_t xb = qgemv_quantize(s.xq, outs[0].w->type, x, ldx, n, outs[0].w->cols);
+    std::vector<QGemvJob> jobs;
+    for (int j = 0; j < count; ++j) jobs.push_back({*outs[j].w, s.xq.data(), xb, n, outs[j].y, outs[j].ldy, 0.0f});
+    qgemv_run(qdot_kernels(), jobs.data(), count);
+}
+
 }  // namespace moe

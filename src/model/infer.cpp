@@ -93,20 +93,8 @@ void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
     q_.resize(size_t(n * qw));
     kn_.resize(size_t(n * kw));
     vn_.resize(size_t(n * kw));
-    const GgmlType act = qdot_activation_type(lw.q.type);
-    if (n <= kQGemvMaxRows && lw.q.type != GgmlType::f32 && qdot_activation_type(lw.k.type) == act &&
-        qdot_activation_type(lw.v.type) == act) {  // decode: x quantized once, one parallel loop
-        const int64_t xb = qgemv_quantize(qmm_.xq, lw.q.type, x, D, n, D);
-        const uint8_t* xq = qmm_.xq.data();
-        const QGemvJob jobs[3] = {{lw.q, xq, xb, n, q_.data(), qw, 0.0f},
-                                  {lw.k, xq, xb, n, kn_.data(), kw, 0.0f},
-                                  {lw.v, xq, xb, n, vn_.data(), kw, 0.0f}};
-        qgemv_run(qdot_kernels(), jobs, 3);
-    } else {
-        qmatmul(q_.data(), qw, x, D, n, lw.q, 0.0f, qmm_);
-        qmatmul(kn_.data(), kw, x, D, n, lw.k, 0.0f, qmm_);
-        qmatmul(vn_.data(), kw, x, D, n, lw.v, 0.0f, qmm_);
-    }
+    const QOutput qkv[3] = {{&lw.q, q_.data(), qw}, {&lw.k, kn_.data(), kw}, {&lw.v, vn_.data(), kw}};
+    qmatmul_shared_x(qkv, 3, x, D, n, qmm_);
     auto rope = [&](float* u, int64_t t) {
         if (w_.rope_pairs)
             rope_rotate_pairs(u, cos_.data() + t * half, sin_.data() + t * half, hd);
