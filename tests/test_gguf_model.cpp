@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "gguf_fixture.h"
@@ -41,10 +42,11 @@ std::vector<float> gguf_logits(const std::string& path, const std::vector<int32_
 }
 
 // A copy of src (u32 / f32 / string metadata, tensors' bytes) with edits: `meta` may replace a
-// u32 value (return true when it wrote the key itself), `keep` drops tensors.
+// u32 value (return true when it wrote the key itself), `keep` drops tensors, `extra` adds some.
 void rewrite(const GgufFile& src, const std::string& out,
              const std::function<bool(GgufWriter&, const std::string&)>& meta,
-             const std::function<bool(const std::string&)>& keep) {
+             const std::function<bool(const std::string&)>& keep,
+             const std::function<void(GgufWriter&)>& extra = nullptr) {
     GgufWriter w;
     for (const auto& [key, v] : src.metadata()) {
         if (meta(w, key)) continue;
@@ -56,6 +58,7 @@ void rewrite(const GgufFile& src, const std::string& out,
     for (const GgufTensor& t : src.tensors())
         if (keep(t.name))
             w.add_tensor(t.name, t.type, t.shape(), std::string(reinterpret_cast<const char*>(src.tensor_data(t)), t.nbytes));
+    if (extra) extra(w);
     w.write(out);
 }
 
@@ -290,6 +293,20 @@ TEST(GgufModel, BadFilesAndModelsFailClearly) {
     EXPECT_NE(error_of(load).find("tensor 'blk.0.ffn_gate_exps.weight' has shape (4, 24, 32) (PyTorch order), the "
                                   "metadata implies (4, 32, 32)"),
               std::string::npos);
+    // A type the dequantizer reads but the decoder has no product for: the mapped weights are
+    // refused naming the tensor and the type (the f32 load still works).
+    const std::string gate = "blk.0.ffn_gate_exps.weight";
+    rewrite(f, bad, none, [&](const std::string& n) { return n != gate; }, [&](GgufWriter& w) {
+        w.add_tensor(gate, GgmlType::q5_1, {4, 24, 32}, std::string(size_t(ggml_row_bytes(GgmlType::q5_1, 32) * 4 * 24), '\0'));
+    });
+    {
+        auto g = std::make_shared<const GgufFile>(bad);
+        const ModelConfig gc = gguf_model_config(*g);
+        EXPECT_NE(error_of([&] { gguf_infer_weights(g, gc); })
+                      .find("tensor '" + gate + "' is Q5_1, which has no quantized product here"),
+                  std::string::npos);
+        EXPECT_EQ(error_of(load), "");
+    }
     // A model llama.cpp's llama architecture cannot express: shared experts.
     ModelConfig c = model_config_read(kHfMixtralTiny + "/config.json");
     c.moe.n_shared = 1;

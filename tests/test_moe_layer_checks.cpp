@@ -228,3 +228,29 @@ TEST(MoeLayerErrors, BadInputsNameOpAndShapes) {
                   .find("without a forward"),
               std::string::npos);
 }
+
+TEST(MoeLayerErrors, QuantizedExpertsAreForwardOnlyAndChecked) {
+    // The experts as QMatrix views (here F32 ones over the layer's own weights): forward gives
+    // the f32 layer's output; wrong sizes, bf16 compute and backward are refused by name.
+    SmallLayer L(small_config(0.0, true), 6, 3);
+    const int64_t E = L.cfg.n_experts, F = L.cfg.d_ff, D = L.cfg.d_model;
+    L.loss();
+    const std::vector<float> want(L.y.f32(), L.y.f32() + L.y.numel());
+    MoeLayerParams q = L.p;
+    q.quant = {{GgmlType::f32, E * F, D, L.p.w1.f32()}, {GgmlType::f32, E * F, D, L.p.w3.f32()},
+               {GgmlType::f32, E * D, F, L.p.w2.f32()}};
+    q.w1 = q.w3 = q.w2 = TensorView{};  // not read
+    moe_layer_forward(L.y.view(), L.losses, L.cache, L.cfg, q, L.x.view());
+    for (int64_t i = 0; i < L.y.numel(); ++i) EXPECT_NEAR(L.y.f32()[i], want[size_t(i)], 1e-5) << i;
+    EXPECT_NE(error_of([&] { moe_layer_backward(L.dx.view(), L.g, L.dy.view(), {}, L.cache, L.cfg, q, L.x.view()); })
+                  .find("the experts are quantized"),
+              std::string::npos);
+    MoeLayerParams short_w1 = q;
+    short_w1.quant.w1.rows = E * F - 1;
+    EXPECT_EQ(error_of([&] { moe_layer_forward(L.y.view(), L.losses, L.cache, L.cfg, short_w1, L.x.view()); }),
+              "[moe_layer_forward] expected quantized w1 of 40 x 8 (E F, D: every expert's rows stacked), got 39 x 8");
+    MoeLayerConfig bf = L.cfg;
+    bf.dtype = DType::bf16;
+    EXPECT_NE(error_of([&] { moe_layer_forward(L.y.view(), L.losses, L.cache, bf, q, L.x.view()); }).find("not bf16"),
+              std::string::npos);
+}
