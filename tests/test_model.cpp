@@ -63,8 +63,8 @@ struct AttentionFixture {
         v = load(file, "v_proj");
         o = load(file, "o_proj");
         gq = zeros_like(q), gk = zeros_like(k), gv = zeros_like(v), go = zeros_like(o);
-        p = {q.view(), k.view(), v.view(), o.view()};
-        g = {gq.view(), gk.view(), gv.view(), go.view()};
+        p.q_proj = q.view(), p.k_proj = k.view(), p.v_proj = v.view(), p.o_proj = o.view();
+        g.q_proj = gq.view(), g.k_proj = gk.view(), g.v_proj = gv.view(), g.o_proj = go.view();
     }
 };
 

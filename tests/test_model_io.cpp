@@ -198,7 +198,7 @@ TEST(ModelIo, BadFilesGiveClearErrors) {
                   .find("model.layers.0.block_sparse_moe.experts.0.w1.weight has shape (24, 32), config.json implies (32, 32)"),
               std::string::npos);
     std::filesystem::remove(dir + "/model.safetensors");
-    EXPECT_NE(error_of([&] { model_load_weights(dir, m.c, m.p); }).find("has neither model.safetensors nor checkpoint.safetensors"),
+    EXPECT_NE(error_of([&] { model_load_weights(dir, m.c, m.p); }).find("has none of model.safetensors, model.safetensors.index.json"),
               std::string::npos);
     std::filesystem::remove_all(dir);
 }

@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Tiny random-weight Hugging Face models saved by transformers itself (save_pretrained), with
-the logits of a fixed token sequence and 32 greedy tokens, for tests/test_model_io.cpp: moe
-must load a directory transformers wrote and compute the same numbers.
+the logits of a fixed token sequence and 32 greedy tokens, for tests/test_model_io.cpp and
+tests/test_arch.cpp: moe must load a directory transformers wrote and compute the same numbers.
 
-    venv-hf/bin/python tools/gen_hf_fixtures.py        # writes tests/fixtures/hf_*/
+    venv/bin/python tools/gen_hf_fixtures.py [NAME ...]   # writes tests/fixtures/hf_<NAME>_tiny/
 
-Needs torch and transformers >= 4.36 (MixtralForCausalLM); see tools/check_hf_mixtral.py.
+NAME: mixtral (transformers >= 4.36; the committed one was made with 4.40.2), qwen2_moe,
+qwen3_moe, olmoe (transformers >= 4.51; the committed ones with 4.56.2 and torch 2.5.1). No
+NAME: all of them. See tools/check_hf_mixtral.py.
 """
+import copy
 import os
+import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import MixtralConfig, MixtralForCausalLM
+import transformers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "tests", "fixtures")
@@ -19,19 +23,31 @@ FIX = os.path.join(HERE, "..", "tests", "fixtures")
 
 def mixtral_tiny():
     torch.manual_seed(7)
-    cfg = MixtralConfig(vocab_size=96, hidden_size=32, intermediate_size=24, num_hidden_layers=2,
+    cfg = transformers.MixtralConfig(vocab_size=96, hidden_size=32, intermediate_size=24, num_hidden_layers=2,
                         num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
                         num_experts_per_tok=2, max_position_embeddings=64, rope_theta=10000.0,
                         rms_norm_eps=1e-5, sliding_window=None, tie_word_embeddings=False)
-    model = MixtralForCausalLM(cfg).eval()
-    with torch.no_grad():  # transformers' init (std 0.02) makes near-uniform logits; widen it
+    save_with_reference(transformers.MixtralForCausalLM(cfg), "hf_mixtral_tiny")
+
+
+def widen(model):
+    """transformers' init (std 0.02) makes near-uniform logits; widen it."""
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 2:
                 p.normal_(0.0, 1.0 / p.shape[1] ** 0.5)
+            elif name.endswith(".bias"):
+                p.normal_(0.0, 0.5)
             else:
                 p.uniform_(0.5, 1.5)  # the RMSNorm weights
         model.model.embed_tokens.weight.normal_(0.0, 1.0)
-    out = os.path.join(FIX, "hf_mixtral_tiny")
+
+
+def save_with_reference(model, name):
+    model = model.eval()
+    cfg = model.config
+    widen(model)
+    out = os.path.join(FIX, name)
     model.save_pretrained(out, safe_serialization=True)
     g = torch.Generator().manual_seed(3)
     tokens = torch.randint(0, cfg.vocab_size, (12,), generator=g)
@@ -50,5 +66,71 @@ def mixtral_tiny():
     print(f"wrote {out}: logits {tuple(logits.shape)}, greedy {greedy.tolist()[:8]}...")
 
 
+COMMON = dict(vocab_size=96, hidden_size=32, num_attention_heads=4, num_key_value_heads=2,
+              max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+              attn_implementation="eager")
+
+
+def qwen2_moe_tiny():
+    """Shared expert with its sigmoid gate, q/k/v biases, un-normalised top-k weights, and a
+    dense layer (mlp_only_layers) of intermediate_size between MoE layers."""
+    torch.manual_seed(8)
+    cfg = transformers.Qwen2MoeConfig(num_hidden_layers=3, intermediate_size=40, moe_intermediate_size=24,
+                                      shared_expert_intermediate_size=20, num_experts=4, num_experts_per_tok=2,
+                                      norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[1], **COMMON)
+    save_with_reference(transformers.Qwen2MoeForCausalLM(cfg), "hf_qwen2_moe_tiny")
+
+
+def qwen3_moe_tiny():
+    """Per-head q/k RMSNorm, head_dim (16) unlike hidden_size / heads (8), normalised top-k
+    weights, every other layer MoE (decoder_sparse_step 2)."""
+    torch.manual_seed(9)
+    cfg = transformers.Qwen3MoeConfig(num_hidden_layers=2, head_dim=16, intermediate_size=40,
+                                      moe_intermediate_size=24, num_experts=4, num_experts_per_tok=2,
+                                      norm_topk_prob=True, decoder_sparse_step=2, **COMMON)
+    save_with_reference(transformers.Qwen3MoeForCausalLM(cfg), "hf_qwen3_moe_tiny")
+
+
+def olmoe_tiny():
+    """q/k RMSNorm over the whole projection, clip_qkv (set here so that it clips), softmax
+    top-k weights not normalised."""
+    torch.manual_seed(10)
+    cfg = transformers.OlmoeConfig(num_hidden_layers=2, intermediate_size=24, num_experts=4, num_experts_per_tok=2,
+                                   norm_topk_prob=False, clip_qkv=1.5, **COMMON)
+    save_with_reference(transformers.OlmoeForCausalLM(cfg), "hf_olmoe_tiny")
+
+
+def qwen3_moe_bf16_sharded():
+    """The Qwen3-MoE fixture saved as transformers saves real checkpoints: bfloat16, in shards
+    with model.safetensors.index.json. The reference is the same model with its weights rounded
+    to bfloat16 and computed in float32 (moe widens bf16 weights to f32 exactly)."""
+    torch.manual_seed(9)
+    cfg = transformers.Qwen3MoeConfig(num_hidden_layers=2, head_dim=16, intermediate_size=40,
+                                      moe_intermediate_size=24, num_experts=4, num_experts_per_tok=2,
+                                      norm_topk_prob=True, decoder_sparse_step=2, **COMMON)
+    model = transformers.Qwen3MoeForCausalLM(cfg).eval()
+    widen(model)
+    out = os.path.join(FIX, "hf_qwen3_moe_tiny_bf16_sharded")
+    copy.deepcopy(model).to(torch.bfloat16).save_pretrained(out, safe_serialization=True, max_shard_size="40KB")
+    # Round the parameters only: .to(bfloat16) and back would also round RoPE's inv_freq buffer.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).to(torch.float32))
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randint(0, cfg.vocab_size, (12,), generator=g)
+    with torch.no_grad():
+        logits = model(tokens[None]).logits[0]
+    save_file({"tokens": tokens.to(torch.int32).contiguous(), "logits": logits.contiguous()},
+              os.path.join(out, "reference.safetensors"))
+    gc = os.path.join(out, "generation_config.json")
+    if os.path.exists(gc):
+        os.remove(gc)
+    print(f"wrote {out}: {sorted(os.listdir(out))}")
+
+
+MAKERS = {"mixtral": mixtral_tiny, "qwen2_moe": qwen2_moe_tiny, "qwen3_moe": qwen3_moe_tiny, "olmoe": olmoe_tiny,
+          "qwen3_moe_bf16_sharded": qwen3_moe_bf16_sharded}
+
 if __name__ == "__main__":
-    mixtral_tiny()
+    for name in sys.argv[1:] or MAKERS:
+        MAKERS[name]()

@@ -9,13 +9,22 @@
 
 namespace moe {
 
+// RMSNorm of q and k before RoPE: per head over hd (Qwen3-MoE: q_norm / k_norm of shape (hd,)),
+// or over the whole projection (OLMoE: (H hd,) and (Hkv hd,)).
+enum class QkNorm { none, head, full };
+
 struct AttentionConfig {
     int64_t d_model = 0;     // D
     int64_t n_heads = 0;     // H (num_attention_heads)
     int64_t n_kv_heads = 0;  // Hkv (num_key_value_heads), divides H
     int64_t head_dim = 0;    // hd (head_dim); 0 = D / H
     double rope_theta = 10000;
+    // Beyond Mixtral (inference only: training's attention_forward refuses them):
+    bool qkv_bias = false;   // q / k / v projections with a bias (Qwen2-MoE)
+    QkNorm qk_norm = QkNorm::none;
+    double clip_qkv = 0;     // > 0: q, k, v clamped to [-clip, clip] (OLMoE's clip_qkv)
     int64_t hd() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
+    bool plain() const { return !qkv_bias && qk_norm == QkNorm::none && clip_qkv == 0; }
 };
 
 // RoPE in Hugging Face's rotate_half layout: the cos / sin tables (T, hd / 2) of positions
@@ -36,6 +45,9 @@ struct AttentionParams {
     TensorView k_proj;  // (Hkv hd, D)
     TensorView v_proj;  // (Hkv hd, D)
     TensorView o_proj;  // (D, H hd)
+    // Present only when the config asks for them, else empty: qkv_bias: (H hd,), (Hkv hd,),
+    // (Hkv hd,); qk_norm head: (hd,) twice; full: (H hd,), (Hkv hd,).
+    TensorView q_bias, k_bias, v_bias, q_norm, k_norm;
 };
 
 // What forward keeps for backward (buffers grow, never shrink).

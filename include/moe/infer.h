@@ -18,6 +18,8 @@ struct InferLayerWeights {
     const float* input_norm = nullptr;  // (D,)
     const float* post_norm = nullptr;   // (D,)
     QMatrix q, k, v, o;                 // (H hd, D), (Hkv hd, D) twice, (D, H hd)
+    // The attention's extras (AttentionParams), nullptr when the config has none.
+    const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *q_norm = nullptr, *k_norm = nullptr;
     MoeLayerParams ffn;                 // the router (f32 views) and experts (views or ffn.quant)
 };
 struct InferWeights {
@@ -55,6 +57,7 @@ public:
 
 private:
     void attention(int64_t l, const float* x, float* out, int64_t n);
+    void qkv_extras(const InferLayerWeights& lw, int64_t n);  // biases, clip_qkv, QK-norm
     ModelConfig c_;
     InferWeights w_;  // views: the weights stay with the caller (or with w_.keep)
     int64_t max_ctx_ = 0, pos_ = 0;

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "moe/arch.h"
 #include "moe/arena.h"
 #include "moe/attention.h"
 #include "moe/moe_layer.h"
@@ -16,6 +17,7 @@
 namespace moe {
 
 struct ModelConfig {
+    ModelArch arch = ModelArch::mixtral;  // tensor names and the attention's extras (moe/arch.h)
     int64_t vocab_size = 0;    // V
     int64_t num_layers = 0;    // L
     AttentionConfig attn;      // hidden_size = attn.d_model, heads, head_dim, rope_theta

@@ -34,7 +34,8 @@ public:
     // Metadata value, or throws naming the key.
     const std::string& meta(const std::string& key) const;
 
-    // Copies of a tensor's values; throws if absent or of another dtype.
+    // Copies of a tensor's values; throws if absent or of another dtype (f32 also converts
+    // F16 and BF16, exactly).
     std::vector<float> f32(const std::string& name) const;
     std::vector<int32_t> i32(const std::string& name) const;
     std::vector<int64_t> shape(const std::string& name) const;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "moe/error.h"
+#include "moe/quant.h"
 
 namespace moe {
 namespace {
@@ -129,9 +130,15 @@ const SafetensorsEntry& SafetensorsFile::entry(const std::string& name, const ch
 }
 
 std::vector<float> SafetensorsFile::f32(const std::string& name) const {
-    const SafetensorsEntry& e = entry(name, "F32");
-    std::vector<float> v((e.end - e.begin) / 4);
-    std::memcpy(v.data(), data_.data() + e.begin, e.end - e.begin);
+    auto it = entries_.find(name);
+    MOE_CHECK(it != entries_.end(), "safetensors", "'" + path_ + "' has no tensor '" + name + "'");
+    const SafetensorsEntry& e = it->second;
+    const GgmlType type = e.dtype == "F32" ? GgmlType::f32 : e.dtype == "F16" ? GgmlType::f16 : GgmlType::bf16;
+    MOE_CHECK(e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16", "safetensors",
+              "'" + path_ + "' tensor '" + name + "' is " + e.dtype + "; weights must be F32, F16 or BF16");
+    const int64_t n = int64_t(e.end - e.begin) / (type == GgmlType::f32 ? 4 : 2);
+    std::vector<float> v(static_cast<size_t>(n));
+    dequantize_row(type, data_.data() + e.begin, v.data(), n);
     return v;
 }
 

@@ -70,11 +70,21 @@ void attention_validate(const AttentionConfig& c) {
                   std::to_string(c.n_heads) + "; set head_dim");
     MOE_CHECK(c.hd() % 2 == 0, op, "head_dim must be even for RoPE, got " + std::to_string(c.hd()));
     MOE_CHECK(c.rope_theta > 1, op, "rope_theta must be > 1, got " + std::to_string(c.rope_theta));
+    MOE_CHECK(c.clip_qkv >= 0, op, "clip_qkv must be >= 0 (0 = off), got " + std::to_string(c.clip_qkv));
 }
+
+namespace {
+void check_trainable(const char* op, const AttentionConfig& c) {
+    MOE_CHECK(c.plain(), op,
+              "q/k/v biases, QK-norm and clip_qkv (Qwen2-MoE, Qwen3-MoE, OLMoE) are implemented for inference "
+              "(moe run / generate) only; training takes Mixtral-style attention");
+}
+}  // namespace
 
 void attention_forward(TensorView y, AttentionCache& cache, const AttentionConfig& c,
                        const AttentionParams& p, TensorView x, int64_t B, int64_t T) {
     const char* op = "attention_forward";
+    check_trainable(op, c);
     attention_validate(c);
     const int64_t D = c.d_model, H = c.n_heads, Hkv = c.n_kv_heads, hd = c.hd(), N = B * T;
     MOE_CHECK(B > 0 && T > 0, op, "need B, T > 0, got B = " + std::to_string(B) + ", T = " + std::to_string(T));
@@ -120,6 +130,7 @@ void attention_backward(TensorView dx, const AttentionParams& grads, TensorView 
                         const AttentionCache& cache, const AttentionConfig& c,
                         const AttentionParams& p, TensorView x) {
     const char* op = "attention_backward";
+    check_trainable(op, c);
     const int64_t D = c.d_model, H = c.n_heads, Hkv = c.n_kv_heads, hd = c.hd();
     const int64_t B = cache.B, T = cache.T, N = B * T, qw = H * hd, kw = Hkv * hd;
     MOE_CHECK(N > 0 && int64_t(cache.o.size()) == N * qw, op, "backward called without a forward");

@@ -48,6 +48,12 @@ InferWeights infer_weights(const ModelParams& p, const ModelConfig& c) {
         L.k = f32_matrix(lp.attn.k_proj);
         L.v = f32_matrix(lp.attn.v_proj);
         L.o = f32_matrix(lp.attn.o_proj);
+        auto opt = [](const TensorView& t) { return t.numel() > 0 ? t.f32() : nullptr; };
+        L.q_bias = opt(lp.attn.q_bias);
+        L.k_bias = opt(lp.attn.k_bias);
+        L.v_bias = opt(lp.attn.v_bias);
+        L.q_norm = opt(lp.attn.q_norm);
+        L.k_norm = opt(lp.attn.k_norm);
         L.ffn = lp.moe;
         w.layers.push_back(L);
     }
@@ -86,6 +92,34 @@ InferSession::InferSession(const ModelConfig& c, const InferWeights& w, int64_t 
     rope_table(cos_, sin_, max_ctx, hd, c_.attn.rope_theta);
 }
 
+void InferSession::qkv_extras(const InferLayerWeights& lw, int64_t n) {
+    const AttentionConfig& a = c_.attn;
+    if (a.plain()) return;
+    const int64_t hd = a.hd(), qw = a.n_heads * hd, kw = a.n_kv_heads * hd;
+    MOE_CHECK(!a.qkv_bias || (lw.q_bias && lw.k_bias && lw.v_bias), "infer", "qkv_bias is set but the weights have no q/k/v biases");
+    MOE_CHECK(a.qk_norm == QkNorm::none || (lw.q_norm && lw.k_norm), "infer", "qk_norm is set but the weights have no q_norm / k_norm");
+    struct Part {
+        float* m;
+        int64_t w;
+        const float *bias, *norm;
+    };
+    const Part parts[3] = {{q_.data(), qw, lw.q_bias, lw.q_norm}, {kn_.data(), kw, lw.k_bias, lw.k_norm}, {vn_.data(), kw, lw.v_bias, nullptr}};
+    const float clip = float(a.clip_qkv), eps = float(c_.rms_norm_eps);
+    for (const Part& p : parts) {
+        if (p.bias)
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t j = 0; j < p.w; ++j) p.m[i * p.w + j] += p.bias[j];
+        if (p.norm && a.qk_norm != QkNorm::none) {
+            // In place: each row (full) or each head of each row (head) normalised by its own RMS.
+            const int64_t len = a.qk_norm == QkNorm::head ? hd : p.w;
+            rstd_.resize(size_t(std::max<int64_t>(int64_t(rstd_.size()), n * p.w / len)));
+            rmsnorm_forward(p.m, rstd_.data(), p.m, p.norm, n * p.w / len, len, eps);
+        }
+        if (clip > 0)  // after the norm, as OLMoE does
+            for (int64_t j = 0; j < n * p.w; ++j) p.m[j] = std::clamp(p.m[j], -clip, clip);
+    }
+}
+
 void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
     const InferLayerWeights& lw = w_.layers[size_t(l)];
     const int64_t D = c_.hidden(), H = c_.attn.n_heads, Hkv = c_.attn.n_kv_heads, hd = c_.attn.hd();
@@ -95,6 +129,7 @@ void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
     vn_.resize(size_t(n * kw));
     const QOutput qkv[3] = {{&lw.q, q_.data(), qw}, {&lw.k, kn_.data(), kw}, {&lw.v, vn_.data(), kw}};
     qmatmul_shared_x(qkv, 3, x, D, n, qmm_);
+    qkv_extras(lw, n);
     auto rope = [&](float* u, int64_t t) {
         if (w_.rope_pairs)
             rope_rotate_pairs(u, cos_.data() + t * half, sin_.data() + t * half, hd);

@@ -70,9 +70,17 @@ ModelSlots model_params_reserve(Arena& a, const ModelConfig& c) {
     ModelSlots s;
     s.embed = a.reserve(DType::f32, {V, D});
     for (int64_t l = 0; l < c.num_layers; ++l) {
+        // input_norm, post_norm, q, k, v, o, then the extras (empty when the config has none):
+        // q / k / v biases, q / k norms.
+        const bool bias = c.attn.qkv_bias;
+        const int64_t qn = c.attn.qk_norm == QkNorm::none ? 0 : c.attn.qk_norm == QkNorm::head ? hd : H * hd;
+        const int64_t kn = c.attn.qk_norm == QkNorm::none ? 0 : c.attn.qk_norm == QkNorm::head ? hd : Hkv * hd;
         s.layers.push_back({a.reserve(DType::f32, {D}), a.reserve(DType::f32, {D}),
                             a.reserve(DType::f32, {H * hd, D}), a.reserve(DType::f32, {Hkv * hd, D}),
-                            a.reserve(DType::f32, {Hkv * hd, D}), a.reserve(DType::f32, {D, H * hd})});
+                            a.reserve(DType::f32, {Hkv * hd, D}), a.reserve(DType::f32, {D, H * hd}),
+                            a.reserve(DType::f32, {bias ? H * hd : 0}), a.reserve(DType::f32, {bias ? Hkv * hd : 0}),
+                            a.reserve(DType::f32, {bias ? Hkv * hd : 0}), a.reserve(DType::f32, {qn}),
+                            a.reserve(DType::f32, {kn})});
         s.moe.push_back(moe_layer_params_reserve(a, c.ffn(l)));
     }
     s.final_norm = a.reserve(DType::f32, {D});
@@ -90,7 +98,8 @@ ModelParams model_params_point(const Arena& a, const ModelSlots& s, const ModelC
         ModelLayerParams lp;
         lp.input_norm = a.view(t[0]);
         lp.post_norm = a.view(t[1]);
-        lp.attn = {a.view(t[2]), a.view(t[3]), a.view(t[4]), a.view(t[5])};
+        lp.attn = {a.view(t[2]), a.view(t[3]), a.view(t[4]), a.view(t[5]), a.view(t[6]),
+                   a.view(t[7]), a.view(t[8]), a.view(t[9]), a.view(t[10])};
         lp.moe = moe_layer_params_point(a, s.moe[size_t(l)]);
         p.layers.push_back(lp);
     }
@@ -118,6 +127,8 @@ void model_params_init(const ModelParams& p, const ModelConfig& c, uint64_t seed
         matrix(lp.attn.k_proj);
         matrix(lp.attn.v_proj);
         matrix(lp.attn.o_proj);
+        ones(lp.attn.q_norm);
+        ones(lp.attn.k_norm);  // the biases stay 0
         moe_layer_params_init(lp.moe, seed + 1000 + l);
     }
     ones(p.final_norm);
@@ -138,6 +149,9 @@ std::vector<std::pair<std::string, TensorView>> names(const ModelParams& p, cons
     auto add = [&](const std::string& name, const TensorView& t) {
         if (t.numel() > 0) out.push_back({name, t});
     };
+    const ArchInfo& arch = arch_info(c.arch);
+    MOE_CHECK(per_expert || c.arch == ModelArch::mixtral, "model",
+              std::string("checkpoints of moe train hold moe's own layout, not ") + arch.name);
     add("model.embed_tokens.weight", p.embed);
     for (size_t l = 0; l < p.layers.size(); ++l) {
         const ModelLayerParams& lp = p.layers[l];
@@ -148,6 +162,11 @@ std::vector<std::pair<std::string, TensorView>> names(const ModelParams& p, cons
         add(pre + "self_attn.k_proj.weight", lp.attn.k_proj);
         add(pre + "self_attn.v_proj.weight", lp.attn.v_proj);
         add(pre + "self_attn.o_proj.weight", lp.attn.o_proj);
+        add(pre + "self_attn.q_proj.bias", lp.attn.q_bias);
+        add(pre + "self_attn.k_proj.bias", lp.attn.k_bias);
+        add(pre + "self_attn.v_proj.bias", lp.attn.v_bias);
+        add(pre + "self_attn.q_norm.weight", lp.attn.q_norm);
+        add(pre + "self_attn.k_norm.weight", lp.attn.k_norm);
         add(pre + "post_attention_layernorm.weight", lp.post_norm);
         if (!c.is_moe_layer(int64_t(l))) {  // the router of a one-expert layer is not a parameter
             add(pre + "mlp.gate_proj.weight", slice(m.w1, 0));
@@ -155,24 +174,28 @@ std::vector<std::pair<std::string, TensorView>> names(const ModelParams& p, cons
             add(pre + "mlp.down_proj.weight", slice(m.w2, 0));
             continue;
         }
-        const std::string moe = pre + "block_sparse_moe.";
+        const std::string moe = pre + arch.moe_block;
         add(moe + "gate.weight", m.router);
         add(moe + "gate.noise.weight", m.router_noise);
         add(moe + "gate.e_score_correction_bias", m.router_bias);
         add(moe + "gate.proj.weight", m.router_proj);
         add(moe + "gate.temperature", m.router_temp);
+        const char* const* en = arch.expert_names;
         if (per_expert) {
             for (int64_t e = 0; e < m.w1.shape[0]; ++e) {
                 const std::string ex = moe + "experts." + std::to_string(e) + ".";
-                add(ex + "w1.weight", slice(m.w1, e));
-                add(ex + "w2.weight", slice(m.w2, e));
-                add(ex + "w3.weight", slice(m.w3, e));
+                add(ex + en[0] + ".weight", slice(m.w1, e));
+                add(ex + en[2] + ".weight", slice(m.w2, e));
+                add(ex + en[1] + ".weight", slice(m.w3, e));
             }
+            MOE_CHECK(arch.shared_indexed || m.ws1.shape[0] <= 1, "model",
+                      std::string(arch.name) + " has at most one shared expert");
             for (int64_t s = 0; s < m.ws1.shape[0]; ++s) {
-                const std::string ex = moe + "shared_experts." + std::to_string(s) + ".";
-                add(ex + "w1.weight", slice(m.ws1, s));
-                add(ex + "w2.weight", slice(m.ws2, s));
-                add(ex + "w3.weight", slice(m.ws3, s));
+                const std::string ex =
+                    moe + arch.shared_block + (arch.shared_indexed ? std::to_string(s) + "." : std::string());
+                add(ex + en[0] + ".weight", slice(m.ws1, s));
+                add(ex + en[2] + ".weight", slice(m.ws2, s));
+                add(ex + en[1] + ".weight", slice(m.ws3, s));
             }
         } else {
             add(moe + "experts.w1", m.w1);
@@ -182,7 +205,7 @@ std::vector<std::pair<std::string, TensorView>> names(const ModelParams& p, cons
             add(moe + "shared_experts.w3", m.ws3);
             add(moe + "shared_experts.w2", m.ws2);
         }
-        add(moe + "shared_experts.gate.weight", m.ws_gate);
+        add(moe + (per_expert ? arch.shared_gate : "shared_experts.gate.weight"), m.ws_gate);
     }
     add("model.norm.weight", p.final_norm);
     if (!c.tie_word_embeddings) add("lm_head.weight", p.lm_head);

@@ -3,8 +3,12 @@
 
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 
+#include "arch_internal.h"
 #include "moe/error.h"
 #include "moe/files.h"
 #include "moe/gguf_model.h"
@@ -13,6 +17,7 @@
 namespace moe {
 
 bool model_is_mixtral(const ModelConfig& c) {
+    if (c.arch != ModelArch::mixtral || !c.attn.plain()) return false;
     for (int64_t l = 0; l < c.num_layers; ++l)
         if (!c.is_moe_layer(l)) return false;
     const MoeLayerConfig& m = c.moe;
@@ -25,6 +30,9 @@ bool model_is_mixtral(const ModelConfig& c) {
 std::string model_config_json(const ModelConfig& c, const ModelFileInfo& info) {
     const MoeLayerConfig& m = c.moe;
     const RouterConfig& r = m.router;
+    MOE_CHECK(c.arch == ModelArch::mixtral && c.attn.plain(), "model_config",
+              std::string("writing a config.json for ") + arch_info(c.arch).name +
+                  " is not supported: moe writes its own and Mixtral's layout only");
     const bool mixtral = model_is_mixtral(c);
     nlohmann::ordered_json j = {
         {"architectures", {mixtral ? "MixtralForCausalLM" : "MoeForCausalLM"}},
@@ -76,71 +84,35 @@ ModelConfig model_config_read(const std::string& path, ModelFileInfo* info) {
     const nlohmann::json j = read_json_file(path, op, "pass a model directory: moe train --out, moe upcycle --out, or a Hugging Face download");
     MOE_CHECK(j.is_object(), op, path + " is not a JSON object");
     const std::string type = j.value("model_type", std::string("mixtral"));
-    MOE_CHECK(type == "mixtral" || type == "moe", op,
-              path + ": model_type \"" + type + "\" is not supported; this reader takes \"mixtral\" and \"moe\"");
-    auto get = [&](const char* key, auto fallback, bool required) {
-        using T = decltype(fallback);
-        if (!j.contains(key) || j[key].is_null()) {
-            MOE_CHECK(!required, op, path + " has no \"" + key + "\"; it is required");
-            return fallback;
-        }
-        try {
-            return j[key].get<T>();
-        } catch (const nlohmann::json::exception&) {
-            fail(op, path + ": \"" + key + "\" has the wrong type (" + j[key].type_name() + ")");
-        }
-    };
+    const ArchInfo* a = arch_find(type);
+    MOE_CHECK(a != nullptr, op,
+              path + ": model_type \"" + type + "\" is not supported; supported: " + arch_names());
+    const arch::ConfigFields f(j, path);
     ModelConfig c;
-    c.vocab_size = get("vocab_size", int64_t(0), true);
-    c.num_layers = get("num_hidden_layers", int64_t(0), true);
-    c.attn.d_model = get("hidden_size", int64_t(0), true);
-    c.attn.n_heads = get("num_attention_heads", int64_t(0), true);
-    c.attn.n_kv_heads = get("num_key_value_heads", c.attn.n_heads, false);
-    c.attn.head_dim = get("head_dim", int64_t(0), false);
-    c.attn.rope_theta = get("rope_theta", 1e6, false);
-    c.rms_norm_eps = get("rms_norm_eps", 1e-5, false);
-    c.tie_word_embeddings = get("tie_word_embeddings", false, false);
-    MOE_CHECK(get("hidden_act", std::string("silu"), false) == "silu", op,
-              path + ": hidden_act must be \"silu\" (SwiGLU experts)");
-    const int64_t window = get("sliding_window", int64_t(0), false);
-    const int64_t max_pos = get("max_position_embeddings", int64_t(4096), false);
-    MOE_CHECK(window == 0 || window >= max_pos, op,
-              path + ": sliding_window " + std::to_string(window) +
-                  " is shorter than max_position_embeddings; sliding-window attention is not implemented");
-    MoeLayerConfig& m = c.moe;
-    m.d_model = c.attn.d_model;
-    m.d_ff = get("intermediate_size", int64_t(0), true);
-    m.n_experts = get("num_local_experts", int64_t(0), true);
-    m.top_k = get("num_experts_per_tok", int64_t(0), true);
-    m.renormalize = get("norm_topk_prob", true, false);
-    m.capacity_factor = get("capacity_factor", 0.0, false);
-    m.n_shared = get("n_shared_experts", int64_t(0), false);
-    m.d_ff_shared = get("shared_expert_intermediate_size", int64_t(0), false);
-    m.shared_gate = get("shared_expert_gate", false, false);
-    RouterConfig& r = m.router;
-    try {
-        r.kind = parse_router_kind(get("moe_router", std::string("topk"), false));
-    } catch (const Error& e) {
-        fail(op, path + ": moe_router: " + e.what());
+    c.arch = a->id;
+    c.vocab_size = f.get("vocab_size", int64_t(0), true);
+    c.num_layers = f.get("num_hidden_layers", int64_t(0), true);
+    c.attn.d_model = f.get("hidden_size", int64_t(0), true);
+    c.attn.n_heads = f.get("num_attention_heads", int64_t(0), true);
+    c.attn.n_kv_heads = f.get("num_key_value_heads", c.attn.n_heads);
+    c.attn.head_dim = f.get("head_dim", int64_t(0));
+    c.attn.rope_theta = f.get("rope_theta", 1e6);
+    c.rms_norm_eps = f.get("rms_norm_eps", 1e-5);
+    c.tie_word_embeddings = f.get("tie_word_embeddings", false);
+    if (f.get("hidden_act", std::string("silu")) != "silu") f.fail("hidden_act must be \"silu\" (SwiGLU experts)");
+    if (f.has("rope_scaling")) {
+        const nlohmann::json& rs = j["rope_scaling"];
+        const std::string kind = rs.is_object() ? rs.value("rope_type", rs.value("type", std::string())) : std::string();
+        if (kind != "default")
+            f.fail("rope_scaling " + rs.dump() + " is not supported (only plain RoPE); remove it to run at the trained length");
     }
-    r.router_jitter_noise = get("router_jitter_noise", 0.0, false);
-    r.norm_p = get("moe_normalize_expert_weights", 1.0, false);
-    r.routed_scaling_factor = get("routed_scaling_factor", 1.0, false);
-    r.n_group = get("n_group", int64_t(1), false);
-    r.topk_group = get("topk_group", int64_t(1), false);
-    r.top_p = get("top_p", 0.5, false);
-    r.sinkhorn_iters = get("sinkhorn_iters", int64_t(8), false);
-    r.router_dim = get("router_dim", int64_t(16), false);
-    r.dselect_gamma = get("dselect_gamma", 1.0, false);
-    r.slots_per_expert = get("slots_per_expert", int64_t(1), false);
-    r.training = false;
-    c.decoder_sparse_step = get("decoder_sparse_step", int64_t(1), false);
-    c.mlp_only_layers = get("mlp_only_layers", std::vector<int64_t>{}, false);
-    c.dense_intermediate_size = get("dense_intermediate_size", int64_t(0), false);
+    c.moe.d_model = c.attn.d_model;
+    arch::reader(a->id)(f, c);
+    c.moe.router.training = false;
     if (info) {
-        info->max_position_embeddings = max_pos;
-        info->router_aux_loss_coef = get("router_aux_loss_coef", 0.0, false);
-        info->router_z_loss_coef = get("router_z_loss_coef", 0.0, false);
+        info->max_position_embeddings = f.get("max_position_embeddings", int64_t(4096));
+        info->router_aux_loss_coef = f.get("router_aux_loss_coef", 0.0);
+        info->router_z_loss_coef = f.get("router_z_loss_coef", 0.0);
     }
     try {
         model_validate(c);
@@ -156,31 +128,107 @@ void model_save_hf(const std::string& dir, const ModelConfig& c, const ModelPara
     write_file_atomic(dir + "/config.json", model_config_json(c, info), "model_save_hf");
 }
 
+namespace {
+
+// The weight files of a Hugging Face directory: model.safetensors, or the shards that
+// model.safetensors.index.json's weight_map names; each shard is read when first needed.
+class HfWeights {
+public:
+    explicit HfWeights(const std::string& dir) : dir_(dir) {
+        const std::string index = dir + "/model.safetensors.index.json";
+        if (!std::filesystem::exists(index)) {
+            single_ = dir + "/model.safetensors";
+            return;
+        }
+        const nlohmann::json j = read_json_file(index, "model_load", "the index of a sharded Hugging Face checkpoint");
+        MOE_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), "model_load",
+                  index + " has no \"weight_map\" object (tensor name -> shard file)");
+        for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+            MOE_CHECK(it.value().is_string(), "model_load", index + ": weight_map[\"" + it.key() + "\"] is not a file name");
+            const std::string shard = it.value().get<std::string>();
+            MOE_CHECK(shard.find('/') == std::string::npos && shard != ".." && !shard.empty(), "model_load",
+                      index + ": weight_map[\"" + it.key() + "\"] = \"" + shard + "\" is not a file of the directory");
+            map_[it.key()] = shard;
+        }
+    }
+    // The file that holds `name`; throws naming the index when no shard does.
+    const SafetensorsFile& file_of(const std::string& name) {
+        std::string file = single_;
+        if (file.empty()) {
+            auto it = map_.find(name);
+            MOE_CHECK(it != map_.end(), "model_load",
+                      dir_ + "/model.safetensors.index.json names no shard for " + name +
+                          "; config.json implies it (a checkpoint of another configuration?)");
+            file = dir_ + "/" + it->second;
+            MOE_CHECK(std::filesystem::exists(file), "model_load",
+                      dir_ + "/model.safetensors.index.json puts " + name + " in " + it->second +
+                          ", which is missing: an incomplete download? Fetch every shard the index names");
+        }
+        auto f = open_.find(file);
+        if (f == open_.end()) f = open_.emplace(file, std::make_unique<SafetensorsFile>(file)).first;
+        return *f->second;
+    }
+    // Every tensor name of the checkpoint.
+    std::vector<std::string> names() {
+        std::vector<std::string> out;
+        if (!single_.empty()) {
+            for (const auto& [n, e] : file_of("").entries()) out.push_back(n);
+        } else {
+            for (const auto& [n, f] : map_) out.push_back(n);
+        }
+        return out;
+    }
+
+private:
+    std::string dir_, single_;
+    std::map<std::string, std::string> map_;
+    std::map<std::string, std::unique_ptr<SafetensorsFile>> open_;
+};
+
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string o = "(";
+    for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+    return o + ")";
+}
+
+}  // namespace
+
 void model_load_weights(const std::string& dir, const ModelConfig& c, const ModelParams& p) {
     if (std::filesystem::is_regular_file(dir) && gguf_has_magic(dir)) {
         gguf_model_load_weights(GgufFile(dir), c, p);
         return;
     }
-    const bool hf = std::filesystem::exists(dir + "/model.safetensors");
-    const std::string path = dir + (hf ? "/model.safetensors" : "/checkpoint.safetensors");
-    MOE_CHECK(hf || std::filesystem::exists(path), "model_load",
-              dir + " has neither model.safetensors nor checkpoint.safetensors; pass a model directory "
-                    "(moe train --out, moe upcycle --out, or a Hugging Face download)");
-    SafetensorsFile f(path);
+    const bool hf = std::filesystem::exists(dir + "/model.safetensors") ||
+                    std::filesystem::exists(dir + "/model.safetensors.index.json");
+    MOE_CHECK(hf || std::filesystem::exists(dir + "/checkpoint.safetensors"), "model_load",
+              dir + " has none of model.safetensors, model.safetensors.index.json (shards) and "
+                    "checkpoint.safetensors; pass a model directory (moe train --out, moe upcycle --out, or a "
+                    "Hugging Face download)");
+    std::unique_ptr<SafetensorsFile> ckpt = hf ? nullptr : std::make_unique<SafetensorsFile>(dir + "/checkpoint.safetensors");
+    std::unique_ptr<HfWeights> files = hf ? std::make_unique<HfWeights>(dir) : nullptr;
+    std::set<std::string> used;
     for (auto& [name, view] : hf ? model_hf_tensors(p, c) : model_param_names(p, c)) {
+        const SafetensorsFile& f = hf ? files->file_of(name) : *ckpt;
+        MOE_CHECK(f.has(name), "model_load",
+                  f.path() + " has no tensor " + name + "; config.json (" + arch_info(c.arch).name +
+                      ") implies it: the weights belong to another configuration");
         std::vector<int64_t> shape = f.shape(name);
         std::vector<int64_t> want(view.shape.dims, view.shape.dims + view.shape.ndim);
-        auto str = [](const std::vector<int64_t>& s) {
-            std::string o = "(";
-            for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-            return o + ")";
-        };
         MOE_CHECK(shape == want, "model_load",
-                  path + ": " + name + " has shape " + str(shape) + ", config.json implies " + str(want) +
+                  f.path() + ": " + name + " has shape " + shape_str(shape) + ", config.json implies " + shape_str(want) +
                       "; the weights belong to another configuration");
         std::vector<float> v = f.f32(name);
         std::memcpy(view.data, v.data(), v.size() * sizeof(float));
+        used.insert(name);
     }
+    // A layer tensor the model does not read (a bias config.json does not announce, say) would
+    // silently change the function: refuse it.
+    if (hf)
+        for (const std::string& name : files->names())
+            MOE_CHECK(used.count(name) || name.rfind("model.layers.", 0) != 0 || name.find("rotary_emb") != std::string::npos,
+                      "model_load",
+                      dir + ": the checkpoint has " + name + ", which the " + arch_info(c.arch).name +
+                          " model of config.json does not use; check model_type and the config's switches");
 }
 
 }  // namespace moe

@@ -1,0 +1,60 @@
+// The table of architectures (include/moe/arch.h) and the config.json fields every one shares.
+#include "moe/arch.h"
+
+#include "arch_internal.h"
+
+namespace moe {
+namespace {
+
+constexpr ArchInfo kArchs[] = {
+    {ModelArch::mixtral, "mixtral", "MixtralForCausalLM", "llama", "block_sparse_moe.", {"w1", "w3", "w2"},
+     "shared_experts.", true, "shared_experts.gate.weight"},
+    {ModelArch::qwen2_moe, "qwen2_moe", "Qwen2MoeForCausalLM", "qwen2moe", "mlp.",
+     {"gate_proj", "up_proj", "down_proj"}, "shared_expert.", false, "shared_expert_gate.weight"},
+    {ModelArch::qwen3_moe, "qwen3_moe", "Qwen3MoeForCausalLM", "qwen3moe", "mlp.",
+     {"gate_proj", "up_proj", "down_proj"}, "shared_expert.", false, "shared_expert_gate.weight"},
+    {ModelArch::olmoe, "olmoe", "OlmoeForCausalLM", "olmoe", "mlp.", {"gate_proj", "up_proj", "down_proj"},
+     "shared_expert.", false, "shared_expert_gate.weight"},
+};
+
+}  // namespace
+
+const ArchInfo& arch_info(ModelArch a) {
+    for (const ArchInfo& i : kArchs)
+        if (i.id == a) return i;
+    fail("arch", "unknown architecture id " + std::to_string(int(a)));
+}
+
+const ArchInfo* arch_find(const std::string& model_type) {
+    if (model_type == "moe") return &kArchs[0];  // moe's own models: Mixtral's names
+    for (const ArchInfo& i : kArchs)
+        if (model_type == i.name) return &i;
+    return nullptr;
+}
+
+std::string arch_names() {
+    std::string s = "moe";
+    for (const ArchInfo& i : kArchs) s += std::string(", ") + i.name;
+    return s;
+}
+
+namespace arch {
+
+Reader reader(ModelArch a) {
+    switch (a) {
+    case ModelArch::mixtral: return read_mixtral;
+    case ModelArch::qwen2_moe: return read_qwen2_moe;
+    case ModelArch::qwen3_moe: return read_qwen3_moe;
+    case ModelArch::olmoe: return read_olmoe;
+    }
+    fail("arch", "unknown architecture id " + std::to_string(int(a)));
+}
+
+void refuse_sliding_window(const ConfigFields& f) {
+    if (f.get("use_sliding_window", false))
+        f.fail("use_sliding_window is true; sliding-window attention is not implemented (set it to false "
+               "to attend to the whole context, as the released Qwen MoE models do)");
+}
+
+}  // namespace arch
+}  // namespace moe

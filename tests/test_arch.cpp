@@ -1,0 +1,197 @@
+// The architectures beyond Mixtral (include/moe/arch.h): tiny random Qwen2-MoE, Qwen3-MoE and
+// OLMoE models saved by transformers itself (tools/gen_hf_fixtures.py) load and give
+// transformers' logits and its 32 greedy tokens through the KV-cached decoder; a bf16 checkpoint
+// in shards with its index loads too; configs and checkpoints that disagree fail clearly.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "layer_fixture.h"
+#include "moe/error.h"
+#include "moe/infer.h"
+#include "moe/model_io.h"
+#include "moe/safetensors.h"
+
+using namespace moe;
+using moe::test::error_of;
+using moe::test::scaled_max_error;
+
+namespace {
+
+const std::string kFix = std::string(MOE_FIXTURE_DIR);
+
+struct Loaded {
+    ModelConfig c;
+    Arena arena;
+    ModelParams p;
+    explicit Loaded(const std::string& dir) : c(model_config_read(dir + "/config.json")), p(model_params_allocate(arena, c)) {
+        model_load_weights(dir, c, p);
+    }
+};
+
+// (T, V) logits of the whole sequence fed at once (the prompt path of the decoder).
+std::vector<float> all_logits(const Loaded& m, const std::vector<int32_t>& tokens) {
+    InferSession s(m.c, m.p, int64_t(tokens.size()));
+    const float* l = s.feed(tokens.data(), int64_t(tokens.size()), true);
+    return {l, l + int64_t(tokens.size()) * m.c.vocab_size};
+}
+
+// The prompt at once, then 32 greedy tokens one at a time through the KV cache.
+std::vector<int32_t> greedy(const Loaded& m, const std::vector<int32_t>& prompt, int n) {
+    InferSession s(m.c, m.p, int64_t(prompt.size()) + n);
+    const float* l = s.feed(prompt.data(), int64_t(prompt.size()));
+    std::vector<int32_t> out;
+    for (int i = 0; i < n; ++i) {
+        const int32_t next = int32_t(std::max_element(l, l + m.c.vocab_size) - l);
+        out.push_back(next);
+        if (i + 1 < n) l = s.feed(&next, 1);
+    }
+    return out;
+}
+
+void check_against_transformers(const std::string& name, ModelArch arch) {
+    const std::string dir = kFix + "/hf_" + name + "_tiny";
+    Loaded m(dir);
+    EXPECT_EQ(m.c.arch, arch);
+    SafetensorsFile ref(dir + "/reference.safetensors");
+    const std::vector<int32_t> tokens = ref.i32("tokens");
+    // transformers computes in float32 too: the difference is summation order.
+    const double err = scaled_max_error(all_logits(m, tokens).data(), ref.f32("logits"));
+    EXPECT_LT(err, 1e-5) << name;
+    std::printf("%s: max |logit - transformers'| / max |logit| = %.2e\n", name.c_str(), err);
+    EXPECT_EQ(greedy(m, tokens, 32), ref.i32("greedy")) << name;
+}
+
+std::string copy_fixture(const std::string& name, const std::string& tag) {
+    const std::string d = (std::filesystem::temp_directory_path() / ("moe_test_arch_" + tag)).string();
+    std::filesystem::remove_all(d);
+    std::filesystem::copy(kFix + "/" + name, d);
+    return d;
+}
+
+void edit_json(const std::string& path, const std::function<void(nlohmann::json&)>& f) {
+    nlohmann::json j;
+    std::ifstream(path) >> j;
+    f(j);
+    std::ofstream(path) << j.dump(2);
+}
+
+}  // namespace
+
+TEST(Arch, Qwen2MoeMatchesTransformers) {
+    check_against_transformers("qwen2_moe", ModelArch::qwen2_moe);
+    const ModelConfig c = model_config_read(kFix + "/hf_qwen2_moe_tiny/config.json");
+    EXPECT_TRUE(c.attn.qkv_bias);
+    EXPECT_EQ(c.moe.n_shared, 1);
+    EXPECT_TRUE(c.moe.shared_gate);
+    EXPECT_FALSE(c.moe.renormalize);
+    EXPECT_FALSE(c.is_moe_layer(1));  // mlp_only_layers = [1]: a dense FFN of intermediate_size
+    EXPECT_EQ(c.ffn(1).d_ff, 40);
+}
+
+TEST(Arch, Qwen3MoeMatchesTransformers) {
+    check_against_transformers("qwen3_moe", ModelArch::qwen3_moe);
+    const ModelConfig c = model_config_read(kFix + "/hf_qwen3_moe_tiny/config.json");
+    EXPECT_EQ(c.attn.qk_norm, QkNorm::head);
+    EXPECT_EQ(c.attn.hd(), 16);  // not hidden_size / heads
+    EXPECT_FALSE(c.is_moe_layer(0));  // decoder_sparse_step 2
+    EXPECT_TRUE(c.is_moe_layer(1));
+}
+
+TEST(Arch, OlmoeMatchesTransformers) {
+    check_against_transformers("olmoe", ModelArch::olmoe);
+    const ModelConfig c = model_config_read(kFix + "/hf_olmoe_tiny/config.json");
+    EXPECT_EQ(c.attn.qk_norm, QkNorm::full);
+    EXPECT_DOUBLE_EQ(c.attn.clip_qkv, 1.5);
+}
+
+TEST(Arch, OlmoeClipQkvMatters) {
+    // Without the clamp the logits leave transformers': the fixture's clip_qkv does clip.
+    const std::string dir = copy_fixture("hf_olmoe_tiny", "noclip");
+    edit_json(dir + "/config.json", [](nlohmann::json& j) { j["clip_qkv"] = nullptr; });
+    Loaded m(dir);
+    SafetensorsFile ref(dir + "/reference.safetensors");
+    EXPECT_GT(scaled_max_error(all_logits(m, ref.i32("tokens")).data(), ref.f32("logits")), 1e-3);
+}
+
+TEST(Arch, Bf16ShardedCheckpointLoads) {
+    // bfloat16 shards with model.safetensors.index.json, as transformers saves real models.
+    const std::string dir = kFix + "/hf_qwen3_moe_tiny_bf16_sharded";
+    Loaded m(dir);
+    SafetensorsFile ref(dir + "/reference.safetensors");
+    const double err = scaled_max_error(all_logits(m, ref.i32("tokens")).data(), ref.f32("logits"));
+    EXPECT_LT(err, 1e-5);
+    std::printf("bf16 shards: max |logit - transformers'| / max |logit| = %.2e\n", err);
+}
+
+TEST(Arch, BadConfigsAndCheckpointsFailClearly) {
+    const std::string q3 = kFix + "/hf_qwen3_moe_tiny";
+    {
+        const std::string d = copy_fixture("hf_qwen3_moe_tiny", "type");
+        edit_json(d + "/config.json", [](nlohmann::json& j) { j["model_type"] = "llama4"; });
+        const std::string e = error_of([&] { model_config_read(d + "/config.json"); });
+        EXPECT_NE(e.find("model_type \"llama4\" is not supported"), std::string::npos) << e;
+        EXPECT_NE(e.find("qwen3_moe"), std::string::npos) << e;  // lists what is supported
+    }
+    {
+        const std::string d = copy_fixture("hf_qwen3_moe_tiny", "bias");
+        edit_json(d + "/config.json", [](nlohmann::json& j) { j["attention_bias"] = true; });
+        const std::string e = error_of([&] { model_config_read(d + "/config.json"); });
+        EXPECT_NE(e.find("attention_bias"), std::string::npos) << e;
+    }
+    {
+        const std::string d = copy_fixture("hf_qwen3_moe_tiny", "yarn");
+        edit_json(d + "/config.json", [](nlohmann::json& j) {
+            j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+        });
+        const std::string e = error_of([&] { model_config_read(d + "/config.json"); });
+        EXPECT_NE(e.find("rope_scaling"), std::string::npos) << e;
+    }
+    {
+        const std::string d = copy_fixture("hf_qwen2_moe_tiny", "swa");
+        edit_json(d + "/config.json", [](nlohmann::json& j) { j["use_sliding_window"] = true; });
+        const std::string e = error_of([&] { model_config_read(d + "/config.json"); });
+        EXPECT_NE(e.find("use_sliding_window"), std::string::npos) << e;
+    }
+    {
+        // The checkpoint has q/k/v biases the config turns off: refused, not silently dropped.
+        const std::string d = copy_fixture("hf_qwen2_moe_tiny", "nobias");
+        edit_json(d + "/config.json", [](nlohmann::json& j) { j["qkv_bias"] = false; });
+        const std::string e = error_of([&] { Loaded m(d); });
+        EXPECT_NE(e.find("self_attn.k_proj.bias"), std::string::npos) << e;
+        EXPECT_NE(e.find("does not use"), std::string::npos) << e;
+    }
+    {
+        // A model_type that names the wrong layout: the tensors it implies are absent.
+        const std::string d = copy_fixture("hf_olmoe_tiny", "mixtral");
+        edit_json(d + "/config.json", [](nlohmann::json& j) {
+            j["model_type"] = "mixtral";
+            j["num_local_experts"] = j["num_experts"];
+        });
+        const std::string e = error_of([&] { Loaded m(d); });
+        EXPECT_NE(e.find("block_sparse_moe"), std::string::npos) << e;
+    }
+    {
+        // An index naming a shard that is not there, and one that misses a tensor.
+        const std::string d = copy_fixture("hf_qwen3_moe_tiny_bf16_sharded", "shards");
+        std::filesystem::remove(d + "/model-00002-of-00002.safetensors");
+        std::string e = error_of([&] { Loaded m(d); });
+        EXPECT_NE(e.find("model-00002-of-00002.safetensors, which is missing"), std::string::npos) << e;
+        std::filesystem::copy(kFix + "/hf_qwen3_moe_tiny_bf16_sharded/model-00002-of-00002.safetensors", d);
+        edit_json(d + "/model.safetensors.index.json", [](nlohmann::json& j) { j["weight_map"].erase("lm_head.weight"); });
+        e = error_of([&] { Loaded m(d); });
+        EXPECT_NE(e.find("names no shard for lm_head.weight"), std::string::npos) << e;
+    }
+    {
+        // Training's attention takes Mixtral's only, and says so.
+        Loaded m(q3);
+        std::vector<int32_t> t = {1, 2, 3}, y = {-100, -100, -100};
+        ModelCache cache;
+        const std::string e = error_of([&] { model_forward(cache, m.c, m.p, t.data(), y.data(), 1, 3, 0, 0); });
+        EXPECT_NE(e.find("inference"), std::string::npos) << e;
+    }
+}
