@@ -54,7 +54,7 @@ std::vector<int32_t> greedy(const Loaded& m, const std::vector<int32_t>& prompt,
 }
 
 void check_against_transformers(const std::string& name, ModelArch arch) {
-    const std::string dir = kFix + "/hf_" + name + "_tiny";
+    const std::string dir = kFix + "/hf_" + name;
     Loaded m(dir);
     EXPECT_EQ(m.c.arch, arch);
     SafetensorsFile ref(dir + "/reference.safetensors");
@@ -83,7 +83,8 @@ void edit_json(const std::string& path, const std::function<void(nlohmann::json&
 }  // namespace
 
 TEST(Arch, Qwen2MoeMatchesTransformers) {
-    check_against_transformers("qwen2_moe", ModelArch::qwen2_moe);
+    check_against_transformers("qwen2_moe_tiny", ModelArch::qwen2_moe);
+    check_against_transformers("qwen2_moe_allmoe", ModelArch::qwen2_moe);
     const ModelConfig c = model_config_read(kFix + "/hf_qwen2_moe_tiny/config.json");
     EXPECT_TRUE(c.attn.qkv_bias);
     EXPECT_EQ(c.moe.n_shared, 1);
@@ -94,7 +95,8 @@ TEST(Arch, Qwen2MoeMatchesTransformers) {
 }
 
 TEST(Arch, Qwen3MoeMatchesTransformers) {
-    check_against_transformers("qwen3_moe", ModelArch::qwen3_moe);
+    check_against_transformers("qwen3_moe_tiny", ModelArch::qwen3_moe);
+    check_against_transformers("qwen3_moe_allmoe", ModelArch::qwen3_moe);
     const ModelConfig c = model_config_read(kFix + "/hf_qwen3_moe_tiny/config.json");
     EXPECT_EQ(c.attn.qk_norm, QkNorm::head);
     EXPECT_EQ(c.attn.hd(), 16);  // not hidden_size / heads
@@ -103,7 +105,8 @@ TEST(Arch, Qwen3MoeMatchesTransformers) {
 }
 
 TEST(Arch, OlmoeMatchesTransformers) {
-    check_against_transformers("olmoe", ModelArch::olmoe);
+    check_against_transformers("olmoe_tiny", ModelArch::olmoe);
+    check_against_transformers("olmoe_mha_noclip", ModelArch::olmoe);
     const ModelConfig c = model_config_read(kFix + "/hf_olmoe_tiny/config.json");
     EXPECT_EQ(c.attn.qk_norm, QkNorm::full);
     EXPECT_DOUBLE_EQ(c.attn.clip_qkv, 1.5);

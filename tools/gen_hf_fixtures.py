@@ -71,33 +71,43 @@ COMMON = dict(vocab_size=96, hidden_size=32, num_attention_heads=4, num_key_valu
               attn_implementation="eager")
 
 
-def qwen2_moe_tiny():
+def qwen2_moe_tiny(name="hf_qwen2_moe_tiny", mlp_only_layers=(1,)):
     """Shared expert with its sigmoid gate, q/k/v biases, un-normalised top-k weights, and a
     dense layer (mlp_only_layers) of intermediate_size between MoE layers."""
     torch.manual_seed(8)
     cfg = transformers.Qwen2MoeConfig(num_hidden_layers=3, intermediate_size=40, moe_intermediate_size=24,
                                       shared_expert_intermediate_size=20, num_experts=4, num_experts_per_tok=2,
-                                      norm_topk_prob=False, decoder_sparse_step=1, mlp_only_layers=[1], **COMMON)
-    save_with_reference(transformers.Qwen2MoeForCausalLM(cfg), "hf_qwen2_moe_tiny")
+                                      norm_topk_prob=False, decoder_sparse_step=1,
+                                      mlp_only_layers=list(mlp_only_layers), **COMMON)
+    save_with_reference(transformers.Qwen2MoeForCausalLM(cfg), name)
 
 
-def qwen3_moe_tiny():
+def qwen3_moe_tiny(name="hf_qwen3_moe_tiny", decoder_sparse_step=2):
     """Per-head q/k RMSNorm, head_dim (16) unlike hidden_size / heads (8), normalised top-k
     weights, every other layer MoE (decoder_sparse_step 2)."""
     torch.manual_seed(9)
     cfg = transformers.Qwen3MoeConfig(num_hidden_layers=2, head_dim=16, intermediate_size=40,
                                       moe_intermediate_size=24, num_experts=4, num_experts_per_tok=2,
-                                      norm_topk_prob=True, decoder_sparse_step=2, **COMMON)
-    save_with_reference(transformers.Qwen3MoeForCausalLM(cfg), "hf_qwen3_moe_tiny")
+                                      norm_topk_prob=True, decoder_sparse_step=decoder_sparse_step, **COMMON)
+    save_with_reference(transformers.Qwen3MoeForCausalLM(cfg), name)
 
 
-def olmoe_tiny():
+def olmoe_tiny(name="hf_olmoe_tiny", clip_qkv=1.5, num_key_value_heads=2):
     """q/k RMSNorm over the whole projection, clip_qkv (set here so that it clips), softmax
     top-k weights not normalised."""
     torch.manual_seed(10)
+    common = dict(COMMON, num_key_value_heads=num_key_value_heads)
     cfg = transformers.OlmoeConfig(num_hidden_layers=2, intermediate_size=24, num_experts=4, num_experts_per_tok=2,
-                                   norm_topk_prob=False, clip_qkv=1.5, **COMMON)
-    save_with_reference(transformers.OlmoeForCausalLM(cfg), "hf_olmoe_tiny")
+                                   norm_topk_prob=False, clip_qkv=clip_qkv, **common)
+    save_with_reference(transformers.OlmoeForCausalLM(cfg), name)
+
+
+def gguf_variants():
+    """The same models in the form llama.cpp's graphs compute (every layer MoE; OLMoE without
+    clip_qkv and with as many KV heads as heads), for tests/test_arch_gguf.cpp."""
+    qwen2_moe_tiny("hf_qwen2_moe_allmoe", mlp_only_layers=())
+    qwen3_moe_tiny("hf_qwen3_moe_allmoe", decoder_sparse_step=1)
+    olmoe_tiny("hf_olmoe_mha_noclip", clip_qkv=None, num_key_value_heads=4)
 
 
 def qwen3_moe_bf16_sharded():
@@ -129,7 +139,7 @@ def qwen3_moe_bf16_sharded():
 
 
 MAKERS = {"mixtral": mixtral_tiny, "qwen2_moe": qwen2_moe_tiny, "qwen3_moe": qwen3_moe_tiny, "olmoe": olmoe_tiny,
-          "qwen3_moe_bf16_sharded": qwen3_moe_bf16_sharded}
+          "qwen3_moe_bf16_sharded": qwen3_moe_bf16_sharded, "gguf_variants": gguf_variants}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or MAKERS:

@@ -26,8 +26,12 @@ struct GgufTensorSpec {
     int64_t rope_heads = 0;      // > 0: rows permuted for ggml's RoPE (q: H heads, k: Hkv heads)
     bool keep_f32 = false;       // norms and the router stay F32 whatever the outtype (as llama.cpp)
 };
+// True when c has a GGUF form llama.cpp runs with the same function: Mixtral as "llama" with
+// experts, Qwen2-MoE as "qwen2moe", Qwen3-MoE as "qwen3moe", OLMoE as "olmoe" (every layer MoE,
+// the top-k normalisation llama.cpp fixes per architecture, ...); else why not, in *why.
+bool gguf_model_supported(const ModelConfig& c, std::string* why = nullptr);
 // The tensors of a model of config c, in the order and with the names of gguf_model_tensors
-// (the same list: one function makes both). Throws unless model_is_mixtral(c).
+// (the same list: one function makes both). Throws unless gguf_model_supported(c).
 std::vector<GgufTensorSpec> gguf_model_tensor_specs(const ModelConfig& c);
 
 // One tensor of a Mixtral-style model under its GGUF name.

@@ -43,22 +43,34 @@ GgmlType gguf_tensor_type(const GgufTensorSpec& t, GgmlType outtype, std::vector
 
 void gguf_write_model_metadata(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info,
                                const GgufConvertOptions& o) {
-    w.add_string("general.architecture", "llama");
+    std::string why;
+    MOE_CHECK(gguf_model_supported(c, &why), kOp, why);
+    const std::string arch = arch_info(c.arch).gguf_arch, k = arch + ".";
+    w.add_string("general.architecture", arch);
     w.add_string("general.name", o.name.empty() ? "moe" : o.name);
     w.add_u32("general.file_type", gguf_file_type(o.outtype));
     w.add_u32("general.quantization_version", kQuantVersion);
-    w.add_u32("llama.vocab_size", uint32_t(c.vocab_size));
-    w.add_u32("llama.context_length", uint32_t(info.max_position_embeddings));
-    w.add_u32("llama.embedding_length", uint32_t(c.hidden()));
-    w.add_u32("llama.block_count", uint32_t(c.num_layers));
-    w.add_u32("llama.feed_forward_length", uint32_t(c.moe.d_ff));
-    w.add_u32("llama.attention.head_count", uint32_t(c.attn.n_heads));
-    w.add_u32("llama.attention.head_count_kv", uint32_t(c.attn.n_kv_heads));
-    w.add_f32("llama.rope.freq_base", float(c.attn.rope_theta));
-    w.add_f32("llama.attention.layer_norm_rms_epsilon", float(c.rms_norm_eps));
-    w.add_u32("llama.expert_count", uint32_t(c.moe.n_experts));
-    w.add_u32("llama.expert_used_count", uint32_t(c.moe.top_k));
-    w.add_u32("llama.rope.dimension_count", uint32_t(c.attn.hd()));
+    w.add_u32(k + "vocab_size", uint32_t(c.vocab_size));
+    w.add_u32(k + "context_length", uint32_t(info.max_position_embeddings));
+    w.add_u32(k + "embedding_length", uint32_t(c.hidden()));
+    w.add_u32(k + "block_count", uint32_t(c.num_layers));
+    // As convert_hf_to_gguf.py: feed_forward_length is config.json's intermediate_size (Qwen:
+    // the dense FFN's), the experts' own size goes to expert_feed_forward_length.
+    const bool qwen = c.arch == ModelArch::qwen2_moe || c.arch == ModelArch::qwen3_moe;
+    w.add_u32(k + "feed_forward_length", uint32_t(qwen ? c.dense_ff() : c.moe.d_ff));
+    if (qwen) w.add_u32(k + "expert_feed_forward_length", uint32_t(c.moe.d_ff));
+    if (c.moe.n_shared > 0) w.add_u32(k + "expert_shared_feed_forward_length", uint32_t(c.moe.d_ff_shared));
+    w.add_u32(k + "attention.head_count", uint32_t(c.attn.n_heads));
+    w.add_u32(k + "attention.head_count_kv", uint32_t(c.attn.n_kv_heads));
+    if (c.attn.head_dim > 0 && c.attn.head_dim * c.attn.n_heads != c.hidden()) {
+        w.add_u32(k + "attention.key_length", uint32_t(c.attn.hd()));
+        w.add_u32(k + "attention.value_length", uint32_t(c.attn.hd()));
+    }
+    w.add_f32(k + "rope.freq_base", float(c.attn.rope_theta));
+    w.add_f32(k + "attention.layer_norm_rms_epsilon", float(c.rms_norm_eps));
+    w.add_u32(k + "expert_count", uint32_t(c.moe.n_experts));
+    w.add_u32(k + "expert_used_count", uint32_t(c.moe.top_k));
+    w.add_u32(k + "rope.dimension_count", uint32_t(c.attn.hd()));
 }
 
 void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info, const ModelParams& p,
@@ -118,10 +130,8 @@ std::vector<std::string> gguf_convert_model_dir(const std::string& dir, const st
                                                 const GgufConvertOptions& o) {
     ModelFileInfo info;
     const ModelConfig c = model_config_read(dir + "/config.json", &info);
-    MOE_CHECK(model_is_mixtral(c), kOp,
-              dir + " is not a Mixtral-style model (config.json says \"MoeForCausalLM\"): llama.cpp's llama "
-                    "architecture needs every layer MoE with a softmax top-k router, renormalised weights, no "
-                    "shared experts and no capacity limit; such models cannot be converted");
+    std::string why;
+    MOE_CHECK(gguf_model_supported(c, &why), kOp, dir + ": " + why + "; such models cannot be converted");
     gguf_file_type(o.outtype);  // an unsupported outtype fails before the weights are read
     Arena arena;
     const ModelParams p = model_params_allocate(arena, c);

@@ -19,35 +19,85 @@ std::string dims_str(const std::vector<int64_t>& s) {
     return o + ")";
 }
 
-// The one list of a Mixtral-style model's tensors, in llama.cpp's order: add(spec, view), the
-// view empty when p is null (shapes only).
+// The one list of a model's tensors, in llama.cpp's order: add(spec, view), the view empty
+// when p is null (shapes only). Which tensors a layer has follows the architecture (moe/arch.h).
 template <class Add> void each_model_tensor(const ModelConfig& c, const ModelParams* p, Add add) {
-    MOE_CHECK(model_is_mixtral(c), kOp,
-              "only Mixtral-style models map to GGUF (llama architecture with experts): every layer MoE with a "
-              "softmax top-k router, renormalised weights, no shared experts, no capacity, head_dim = D / H");
+    std::string why;
+    MOE_CHECK(gguf_model_supported(c, &why), kOp, why);
     const int64_t V = c.vocab_size, D = c.hidden(), H = c.attn.n_heads, Hkv = c.attn.n_kv_heads, hd = c.attn.hd();
-    const int64_t E = c.moe.n_experts, F = c.moe.d_ff;
+    const int64_t E = c.moe.n_experts, F = c.moe.d_ff, Fs = c.moe.d_ff_shared;
+    const bool llama = c.arch == ModelArch::mixtral;  // only llama's q / k rows are permuted (NORM RoPE)
+    const int64_t qn = c.attn.qk_norm == QkNorm::head ? hd : H * hd, kn = c.attn.qk_norm == QkNorm::head ? hd : Hkv * hd;
     auto at = [](const TensorView* v) { return v ? *v : TensorView{}; };
     add(GgufTensorSpec{"token_embd.weight", {V, D}, 0, false}, at(p ? &p->embed : nullptr));
     for (int64_t l = 0; l < c.num_layers; ++l) {
         const ModelLayerParams* L = p ? &p->layers[size_t(l)] : nullptr;
         const std::string b = "blk." + std::to_string(l) + ".";
         add(GgufTensorSpec{b + "attn_norm.weight", {D}, 0, true}, at(L ? &L->input_norm : nullptr));
-        add(GgufTensorSpec{b + "attn_q.weight", {H * hd, D}, H, false}, at(L ? &L->attn.q_proj : nullptr));
-        add(GgufTensorSpec{b + "attn_k.weight", {Hkv * hd, D}, Hkv, false}, at(L ? &L->attn.k_proj : nullptr));
+        add(GgufTensorSpec{b + "attn_q.weight", {H * hd, D}, llama ? H : 0, false}, at(L ? &L->attn.q_proj : nullptr));
+        add(GgufTensorSpec{b + "attn_k.weight", {Hkv * hd, D}, llama ? Hkv : 0, false}, at(L ? &L->attn.k_proj : nullptr));
         add(GgufTensorSpec{b + "attn_v.weight", {Hkv * hd, D}, 0, false}, at(L ? &L->attn.v_proj : nullptr));
+        if (c.attn.qkv_bias) {
+            add(GgufTensorSpec{b + "attn_q.bias", {H * hd}, 0, true}, at(L ? &L->attn.q_bias : nullptr));
+            add(GgufTensorSpec{b + "attn_k.bias", {Hkv * hd}, 0, true}, at(L ? &L->attn.k_bias : nullptr));
+            add(GgufTensorSpec{b + "attn_v.bias", {Hkv * hd}, 0, true}, at(L ? &L->attn.v_bias : nullptr));
+        }
+        if (c.attn.qk_norm != QkNorm::none) {
+            add(GgufTensorSpec{b + "attn_q_norm.weight", {qn}, 0, true}, at(L ? &L->attn.q_norm : nullptr));
+            add(GgufTensorSpec{b + "attn_k_norm.weight", {kn}, 0, true}, at(L ? &L->attn.k_norm : nullptr));
+        }
         add(GgufTensorSpec{b + "attn_output.weight", {D, H * hd}, 0, false}, at(L ? &L->attn.o_proj : nullptr));
         add(GgufTensorSpec{b + "ffn_norm.weight", {D}, 0, true}, at(L ? &L->post_norm : nullptr));
         add(GgufTensorSpec{b + "ffn_gate_inp.weight", {E, D}, 0, true}, at(L ? &L->moe.router : nullptr));
         add(GgufTensorSpec{b + "ffn_gate_exps.weight", {E, F, D}, 0, false}, at(L ? &L->moe.w1 : nullptr));
         add(GgufTensorSpec{b + "ffn_up_exps.weight", {E, F, D}, 0, false}, at(L ? &L->moe.w3 : nullptr));
         add(GgufTensorSpec{b + "ffn_down_exps.weight", {E, D, F}, 0, false}, at(L ? &L->moe.w2 : nullptr));
+        if (c.moe.n_shared > 0) {  // Qwen2-MoE's one gated shared expert: (1, D) gate, as HF stores it
+            auto one = [](const TensorView* v) {
+                return v ? TensorView{v->data, v->dtype, Shape{v->shape[1], v->shape[2]}} : TensorView{};
+            };
+            add(GgufTensorSpec{b + "ffn_gate_inp_shexp.weight", {1, D}, 0, true}, at(L ? &L->moe.ws_gate : nullptr));
+            add(GgufTensorSpec{b + "ffn_gate_shexp.weight", {Fs, D}, 0, false}, one(L ? &L->moe.ws1 : nullptr));
+            add(GgufTensorSpec{b + "ffn_up_shexp.weight", {Fs, D}, 0, false}, one(L ? &L->moe.ws3 : nullptr));
+            add(GgufTensorSpec{b + "ffn_down_shexp.weight", {D, Fs}, 0, false}, one(L ? &L->moe.ws2 : nullptr));
+        }
     }
     add(GgufTensorSpec{"output_norm.weight", {D}, 0, true}, at(p ? &p->final_norm : nullptr));
     if (!c.tie_word_embeddings) add(GgufTensorSpec{"output.weight", {V, D}, 0, false}, at(p ? &p->lm_head : nullptr));
 }
 
 }  // namespace
+
+bool gguf_model_supported(const ModelConfig& c, std::string* why) {
+    const MoeLayerConfig& m = c.moe;
+    const RouterConfig& r = m.router;
+    const char* name = arch_info(c.arch).name;
+    auto no = [&](const std::string& reason) {
+        if (why) *why = std::string("this ") + name + " model has no GGUF form llama.cpp runs: " + reason;
+        return false;
+    };
+    if (c.arch == ModelArch::mixtral)
+        return model_is_mixtral(c) ||
+               no("llama's architecture with experts needs every layer MoE with a softmax top-k router, renormalised "
+                  "weights, no shared experts, no capacity, head_dim = D / H");
+    for (int64_t l = 0; l < c.num_layers; ++l)
+        if (!c.is_moe_layer(l)) return no("layer " + std::to_string(l) + " is dense; llama.cpp makes every layer MoE");
+    if (r.kind != RouterKind::topk || m.capacity_factor != 0 || r.norm_p != 1 || r.routed_scaling_factor != 1 || r.n_group != 1)
+        return no("the router must be plain softmax top-k without capacity");
+    // llama.cpp fixes these per architecture instead of reading them from the file.
+    const bool renorm = c.arch == ModelArch::qwen3_moe;
+    if (m.renormalize != renorm)
+        return no(std::string("llama.cpp ") + (renorm ? "renormalises" : "does not renormalise") +
+                  " the top-k weights (norm_topk_prob) for this architecture");
+    if ((c.arch == ModelArch::qwen2_moe) != (m.n_shared == 1 && m.shared_gate) || m.n_shared > 1)
+        return no("Qwen2-MoE has exactly one gated shared expert, the others none");
+    if (c.arch != ModelArch::qwen3_moe && c.attn.hd() * c.attn.n_heads != c.attn.d_model)
+        return no("head_dim must be hidden_size / num_attention_heads");
+    if (c.attn.clip_qkv != 0) return no("clip_qkv is not applied by llama.cpp");
+    if (c.arch == ModelArch::olmoe && c.attn.n_kv_heads != c.attn.n_heads)
+        return no("llama.cpp's OLMoE takes k_norm of hidden_size: num_key_value_heads must equal num_attention_heads");
+    return true;
+}
 
 std::vector<GgufTensorSpec> gguf_model_tensor_specs(const ModelConfig& c) {
     std::vector<GgufTensorSpec> out;
@@ -87,44 +137,73 @@ ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info) {
     MOE_CHECK(f.has("general.architecture"), kOp,
               path + " has no general.architecture; is it a model GGUF (llama.cpp's convert_hf_to_gguf.py, moe convert)?");
     const std::string arch = f.get<std::string>("general.architecture");
-    MOE_CHECK(arch == "llama", kOp,
-              path + ": general.architecture is \"" + arch +
-                  "\"; only \"llama\" with experts (Mixtral, as convert_hf_to_gguf.py writes it) is supported");
-    auto need = [&](const std::string& key) {
-        MOE_CHECK(f.has(key), kOp, path + " has no " + key + "; it is required for a llama GGUF");
-        return f.get_int(key);
-    };
-    auto f32_or = [&](const std::string& key, float fallback) {
-        return f.has(key) ? f.get<float>(key) : fallback;
-    };
-    const int64_t experts = f.has("llama.expert_count") ? f.get_int("llama.expert_count") : 0;
-    MOE_CHECK(experts > 0, kOp,
-              path + ": a dense llama (llama.expert_count absent or 0); only Mixtral-style MoE models load here");
     ModelConfig c;
-    c.num_layers = need("llama.block_count");
-    c.attn.d_model = need("llama.embedding_length");
-    c.attn.n_heads = need("llama.attention.head_count");
-    c.attn.n_kv_heads = f.has("llama.attention.head_count_kv") ? f.get_int("llama.attention.head_count_kv") : c.attn.n_heads;
-    c.attn.rope_theta = f32_or("llama.rope.freq_base", 10000.0f);
-    c.rms_norm_eps = f32_or("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    if (c.attn.n_heads > 0 && f.has("llama.rope.dimension_count")) {
-        const int64_t rope = f.get_int("llama.rope.dimension_count");
-        MOE_CHECK(rope == c.attn.d_model / c.attn.n_heads, kOp,
-                  path + ": llama.rope.dimension_count " + std::to_string(rope) + " differs from the head size " +
-                      std::to_string(c.attn.d_model / c.attn.n_heads) + "; partial RoPE is not implemented");
-    }
+    bool known = false;
+    for (ModelArch a : {ModelArch::mixtral, ModelArch::qwen2_moe, ModelArch::qwen3_moe, ModelArch::olmoe})
+        if (arch == arch_info(a).gguf_arch) c.arch = a, known = true;
+    MOE_CHECK(known, kOp,
+              path + ": general.architecture is \"" + arch +
+                  "\"; supported: \"llama\" with experts (Mixtral), \"qwen2moe\", \"qwen3moe\", \"olmoe\"");
+    const std::string k = arch + ".";
+    auto need = [&](const std::string& key) {
+        MOE_CHECK(f.has(k + key), kOp, path + " has no " + k + key + "; it is required for a " + arch + " GGUF");
+        return f.get_int(k + key);
+    };
+    auto int_or = [&](const std::string& key, int64_t fallback) { return f.has(k + key) ? f.get_int(k + key) : fallback; };
+    auto f32_or = [&](const std::string& key, float fallback) { return f.has(k + key) ? f.get<float>(k + key) : fallback; };
+    const int64_t experts = int_or("expert_count", 0);
+    MOE_CHECK(experts > 0, kOp,
+              path + ": a dense model (" + k + "expert_count absent or 0); only MoE models load here");
+    c.num_layers = need("block_count");
+    c.attn.d_model = need("embedding_length");
+    c.attn.n_heads = need("attention.head_count");
+    c.attn.n_kv_heads = int_or("attention.head_count_kv", c.attn.n_heads);
+    c.attn.head_dim = int_or("attention.key_length", 0);
+    c.attn.rope_theta = f32_or("rope.freq_base", 10000.0f);
+    c.rms_norm_eps = f32_or("attention.layer_norm_rms_epsilon", 1e-5f);
+    const int64_t hd = c.attn.head_dim > 0 ? c.attn.head_dim : c.attn.n_heads > 0 ? c.attn.d_model / c.attn.n_heads : 0;
+    MOE_CHECK(int_or("attention.value_length", hd) == hd, kOp,
+              path + ": " + k + "attention.value_length differs from key_length; not implemented");
+    const int64_t rope = int_or("rope.dimension_count", hd);
+    MOE_CHECK(rope == hd, kOp,
+              path + ": " + k + "rope.dimension_count " + std::to_string(rope) + " differs from the head size " +
+                  std::to_string(hd) + "; partial RoPE is not implemented");
     MOE_CHECK(f.has_tensor("token_embd.weight"), kOp, path + " has no tensor 'token_embd.weight'; the file is incomplete");
     const GgufTensor& embd = f.tensor("token_embd.weight");
-    c.vocab_size = f.has("llama.vocab_size") ? f.get_int("llama.vocab_size") : embd.ne[1];
+    c.vocab_size = int_or("vocab_size", embd.ne[1]);
     c.tie_word_embeddings = !f.has_tensor("output.weight");
     MoeLayerConfig& m = c.moe;
     m.d_model = c.attn.d_model;
-    m.d_ff = need("llama.feed_forward_length");
     m.n_experts = experts;
-    m.top_k = need("llama.expert_used_count");
-    m.renormalize = true;
+    m.top_k = need("expert_used_count");
     m.router.training = false;
-    if (info) info->max_position_embeddings = f.has("llama.context_length") ? f.get_int("llama.context_length") : 4096;
+    // What llama.cpp's graph for the architecture does (the file does not say): the top-k weights
+    // renormalised for llama (Mixtral) and qwen3moe only; q/k biases when the tensors are there.
+    c.attn.qkv_bias = f.has_tensor("blk.0.attn_q.bias");
+    switch (c.arch) {
+        case ModelArch::mixtral:
+            m.d_ff = need("feed_forward_length");
+            m.renormalize = true;
+            break;
+        case ModelArch::qwen2_moe:
+            m.d_ff = need("expert_feed_forward_length");
+            m.d_ff_shared = int_or("expert_shared_feed_forward_length", int_or("feed_forward_length", 0));
+            m.n_shared = 1;
+            m.shared_gate = true;
+            m.renormalize = false;
+            break;
+        case ModelArch::qwen3_moe:
+            m.d_ff = need("expert_feed_forward_length");
+            m.renormalize = true;
+            c.attn.qk_norm = QkNorm::head;
+            break;
+        case ModelArch::olmoe:
+            m.d_ff = need("feed_forward_length");
+            m.renormalize = false;
+            c.attn.qk_norm = QkNorm::full;
+            break;
+    }
+    if (info) info->max_position_embeddings = int_or("context_length", 4096);
     try {
         model_validate(c);
     } catch (const Error& e) {
@@ -165,7 +244,7 @@ InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> file, const Mode
     keep->file = file;
     auto get = [&](const std::string& name, std::vector<int64_t> want) -> const GgufTensor& {
         MOE_CHECK(f.has_tensor(name), kOp,
-                  path + " has no tensor '" + name + "'; the file is incomplete or not a Mixtral-style llama GGUF");
+                  path + " has no tensor '" + name + "'; the file is incomplete or of another configuration");
         const GgufTensor& t = f.tensor(name);
         MOE_CHECK(t.shape() == want, kOp,
                   path + ": tensor '" + name + "' has shape " + dims_str(t.shape()) + " (PyTorch order), the metadata implies " +
@@ -194,7 +273,10 @@ InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> file, const Mode
     const int64_t D = c.hidden(), V = c.vocab_size, qw = c.attn.n_heads * c.attn.hd(), kw = c.attn.n_kv_heads * c.attn.hd();
     const MoeLayerConfig& m = c.moe;
     InferWeights w;
-    w.rope_pairs = true;
+    w.rope_pairs = c.arch == ModelArch::mixtral;  // the other architectures use NEOX RoPE: HF's order
+    const int64_t hd = c.attn.hd();
+    const int64_t qn = c.attn.qk_norm == QkNorm::head ? hd : qw, kn = c.attn.qk_norm == QkNorm::head ? hd : kw;
+    auto view = [&](float* data, Shape shape) { return TensorView{data, DType::f32, shape}; };
     w.embed = matrix("token_embd.weight", V, D);
     w.final_norm = f32("output_norm.weight", {D});
     w.lm_head = c.tie_word_embeddings ? w.embed : matrix("output.weight", V, D);
@@ -211,6 +293,24 @@ InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> file, const Mode
         L.ffn.quant.w1 = experts(b + "ffn_gate_exps.weight", m.n_experts, m.d_ff, D);
         L.ffn.quant.w3 = experts(b + "ffn_up_exps.weight", m.n_experts, m.d_ff, D);
         L.ffn.quant.w2 = experts(b + "ffn_down_exps.weight", m.n_experts, D, m.d_ff);
+        if (c.attn.qkv_bias) {
+            L.q_bias = f32(b + "attn_q.bias", {qw});
+            L.k_bias = f32(b + "attn_k.bias", {kw});
+            L.v_bias = f32(b + "attn_v.bias", {kw});
+        }
+        if (c.attn.qk_norm != QkNorm::none) {
+            L.q_norm = f32(b + "attn_q_norm.weight", {qn});
+            L.k_norm = f32(b + "attn_k_norm.weight", {kn});
+        }
+        if (m.n_shared > 0) {  // one gated shared expert (Qwen2-MoE), dequantized to f32
+            const int64_t Fs = m.d_ff_shared;
+            const std::string gate = b + "ffn_gate_inp_shexp.weight";
+            const bool flat = f.has_tensor(gate) && f.tensor(gate).shape().size() == 1;
+            L.ffn.ws_gate = view(f32(gate, flat ? std::vector<int64_t>{D} : std::vector<int64_t>{1, D}), Shape{1, D});
+            L.ffn.ws1 = view(f32(b + "ffn_gate_shexp.weight", {Fs, D}), Shape{1, Fs, D});
+            L.ffn.ws3 = view(f32(b + "ffn_up_shexp.weight", {Fs, D}), Shape{1, Fs, D});
+            L.ffn.ws2 = view(f32(b + "ffn_down_shexp.weight", {D, Fs}), Shape{1, D, Fs});
+        }
         w.layers.push_back(L);
     }
     w.keep = keep;
