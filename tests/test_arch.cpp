@@ -64,6 +64,15 @@ void check_against_transformers(const std::string& name, ModelArch arch) {
     EXPECT_LT(err, 1e-5) << name;
     std::printf("%s: max |logit - transformers'| / max |logit| = %.2e\n", name.c_str(), err);
     EXPECT_EQ(greedy(m, tokens, 32), ref.i32("greedy")) << name;
+    // One token per call from the start (a fresh session's first call with one row: the
+    // decode path allocates its buffers then).
+    InferSession s(m.c, m.p, int64_t(tokens.size()));
+    std::vector<float> stepped;
+    for (int32_t t : tokens) {
+        const float* l = s.feed(&t, 1);
+        stepped.insert(stepped.end(), l, l + m.c.vocab_size);
+    }
+    EXPECT_LT(scaled_max_error(stepped.data(), ref.f32("logits")), 1e-5) << name << " one token at a time";
 }
 
 std::string copy_fixture(const std::string& name, const std::string& tag) {

@@ -16,7 +16,7 @@ namespace moe {
 namespace {
 
 float* grow_buf(Buffer& b, int64_t rows, int64_t cols) {
-    if (b.numel() != rows * cols) b = Buffer(DType::f32, {rows, cols});
+    if (b.numel() != rows * cols || !b.f32()) b = Buffer(DType::f32, {rows, cols});  // () has numel 1, no data
     return b.f32();
 }
 

@@ -124,13 +124,14 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
     }
 }
 
+// An empty Buffer has shape () and so numel() 1 but no data: it must be allocated too.
 float* grow(Buffer& b, int64_t n) {
-    if (b.numel() < n) b = Buffer(DType::f32, {n});
+    if (b.numel() < n || !b.f32()) b = Buffer(DType::f32, {n});
     return b.f32();
 }
 
 bf16* grow_bf16(Buffer& b, int64_t n) {
-    if (b.numel() < n) b = Buffer(DType::bf16, {n});
+    if (b.numel() < n || !b.bf()) b = Buffer(DType::bf16, {n});
     return b.bf();
 }
 
