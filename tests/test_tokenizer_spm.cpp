@@ -289,13 +289,5 @@ TEST(SpmTokenizer, UnsupportedFilesNameTheFileAndTheProblem) {
     w.write(dir + "/bert.gguf");
     e = error_of([&] { gguf_tokenizer(GgufFile(dir + "/bert.gguf")); });
     EXPECT_NE(e.find("bert.gguf: tokenizer.ggml.model is \"bert\"; supported: \"gpt2\""), std::string::npos) << e;
-    GgufWriter q;  // a gpt2 vocabulary with another pre-tokenizer regex would split text differently
-    q.add_string("tokenizer.ggml.model", "gpt2");
-    q.add_string("tokenizer.ggml.pre", "qwen2");
-    q.add_strings("tokenizer.ggml.tokens", {"a"});
-    q.add_strings("tokenizer.ggml.merges", {});
-    q.write(dir + "/qwen.gguf");
-    e = error_of([&] { gguf_tokenizer(GgufFile(dir + "/qwen.gguf")); });
-    EXPECT_NE(e.find("qwen.gguf: tokenizer.ggml.pre is \"qwen2\"; only GPT-2's pre-tokenizer"), std::string::npos) << e;
     std::filesystem::remove_all(dir);
 }

@@ -7,16 +7,24 @@
 //     (tests/fixtures/tokenizer_spm_cases.json).
 // `load` picks the kind from the file. From a GGUF (gguf_tokenizer): tokenizer.ggml.model "gpt2"
 // (merges) or "llama", which encodes as llama.cpp's SPM tokenizer does (merging by score).
-// Added / special tokens (<s>, <|im_end|>, ...) found in the text become their ids.
+// Byte-level files may also carry the regex pre-tokenizers of Qwen2, Llama-3 and DeepSeek (a
+// Sequence of Split / Digits / ByteLevel) and the NFC normalizer (include/moe/pretokenize.h);
+// GGUF names them with tokenizer.ggml.pre. Added / special tokens (<s>, <|im_end|>, ...) found in
+// the text become their ids.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace moe {
+
+namespace text {
+class PreTokenizer;  // include/moe/pretokenize.h
+}
 
 // tokenizer.ggml.* of a GGUF file, as llama.cpp's converter writes them.
 struct GgufTokenizerVocab {
@@ -25,6 +33,7 @@ struct GgufTokenizerVocab {
     std::vector<float> scores;         // llama: higher merges first; empty = all 0
     std::vector<int32_t> types;        // llama.cpp's token types (kNormal ...); empty = all normal
     std::vector<std::string> merges;   // gpt2: "left right" in rank order
+    std::string pre;                   // gpt2: tokenizer.ggml.pre ("gpt-2", "qwen2", "llama-bpe", ...); "" = gpt-2
     int32_t bos = -1, eos = -1, unk = -1, pad = -1;
     bool add_bos = false, add_eos = false;
     bool add_space_prefix = true;      // llama: " " before the first text and after each special token
@@ -41,9 +50,10 @@ public:
     // called per merge.
     static BpeTokenizer train(const std::string& text, int64_t vocab_size, int64_t min_frequency = 2,
                               const std::function<void(int64_t, int64_t)>& progress = nullptr);
-    // A Hugging Face tokenizer.json with a BPE model: byte-level (the ByteLevel pre-tokenizer) or
-    // SentencePiece-style (byte_fallback / "▁" normalizer or Metaspace pre-tokenizer), chosen from
-    // the file. Special tokens: added_tokens; BOS from the post-processor (TemplateProcessing);
+    // A Hugging Face tokenizer.json with a BPE model: byte-level (the ByteLevel pre-tokenizer, alone
+    // or in a Sequence with Split / Digits; normalizer null or NFC) or SentencePiece-style
+    // (byte_fallback / "▁" normalizer or Metaspace pre-tokenizer), chosen from the file. Special
+    // tokens: added_tokens; BOS from the post-processor (TemplateProcessing, alone or in a Sequence);
     // bos_token / eos_token / add_bos_token from a tokenizer_config.json beside it when present.
     // Throws naming the file and what is unsupported otherwise.
     static BpeTokenizer load(const std::string& path);
@@ -54,7 +64,8 @@ public:
     // in errors.
     static BpeTokenizer from_vocab(const std::vector<std::string>& tokens, const std::vector<std::string>& merges,
                                    const std::string& path, const std::vector<int32_t>& types = {});
-    // From GGUF metadata: "gpt2" (from_vocab) or "llama" (llama.cpp's SPM tokenizer).
+    // From GGUF metadata: "gpt2" (from_vocab, with the pre-tokenizer tokenizer.ggml.pre names) or
+    // "llama" (llama.cpp's SPM tokenizer).
     static BpeTokenizer from_gguf_vocab(const GgufTokenizerVocab& v, const std::string& path);
     // The GGUF metadata of this tokenizer: "gpt2" for byte-level, "llama" for SentencePiece-style
     // (scores from the merge ranks: a token made by an earlier merge scores higher).
@@ -90,7 +101,7 @@ public:
     bool is_special(int32_t id) const;       // a control / unknown token (not printed when streamed)
     int32_t special_id(const std::string& content) const;  // an added token's id, or -1
 
-    // GPT-2's pre-tokenization (the ByteLevel regex) of UTF-8 text into pieces.
+    // GPT-2's pre-tokenization (the ByteLevel regex) of UTF-8 text into pieces (what `train` counts).
     static std::vector<std::string> pre_tokenize(const std::string& text);
 
 private:
@@ -128,10 +139,16 @@ private:
     bool dec_replace_ = false, dec_byte_fallback_ = false, dec_metaspace_ = false;
     int dec_strip_ = 0;            // leading spaces the decoder strips
     std::string source_json_;      // tokenizer.json as read (SPM save)
+    // Byte-level: the normalizer and pre-tokenizer (null: GPT-2's ByteLevel regex), and, when read
+    // from a tokenizer.json, its normalizer / pre_tokenizer / post_processor / decoder (save).
+    std::shared_ptr<const text::PreTokenizer> pre_;
+    std::string pipeline_json_;
 
     void index();  // rebuilds ids_, merge_map_, byte_id_, pieces_ from tokens_ / merges_ / types_
     static BpeTokenizer load_byte_level(const std::string& path, const void* json);
     static BpeTokenizer load_spm(const std::string& path, const void* json);
+    void read_post_processor(const std::string& path, const void* json);  // BOS from TemplateProcessing
+    const text::PreTokenizer& pre_tokenizer() const;
     void set_added(const std::vector<Added>& added);
     std::vector<Segment> split_added(const std::string& text, bool parse_special) const;
     void merge_by_rank(std::vector<int32_t>& w) const;

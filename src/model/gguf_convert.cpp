@@ -10,6 +10,7 @@
 #include "moe/error.h"
 #include "moe/files.h"
 #include "moe/gguf_model.h"
+#include "moe/pretokenize.h"
 
 namespace moe {
 namespace {
@@ -107,7 +108,13 @@ void gguf_write_tokenizer(GgufWriter& w, const std::string& tokenizer_json, int6
         if (spm) v.scores.push_back(-1000.0f);
     }
     w.add_string("tokenizer.ggml.model", v.model);
-    if (!spm) w.add_string("tokenizer.ggml.pre", "gpt-2");  // GPT-2's ByteLevel regex (BpeTokenizer::pre_tokenize)
+    if (!spm) {  // the pre-tokenizer by llama.cpp's name for it (include/moe/pretokenize.h)
+        MOE_CHECK(!v.pre.empty(), kOp,
+                  tokenizer_json + ": its normalizer and pre_tokenizer match none of the GGUF pre-tokenizers moe and "
+                                   "llama.cpp name (tokenizer.ggml.pre: " + text::gguf_pre_names() +
+                                   "), so a GGUF could not say how to split text");
+        w.add_string("tokenizer.ggml.pre", v.pre);
+    }
     w.add_strings("tokenizer.ggml.tokens", v.tokens);
     if (spm) w.add_f32s("tokenizer.ggml.scores", v.scores);
     w.add_i32s("tokenizer.ggml.token_type", v.types);

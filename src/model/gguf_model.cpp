@@ -7,6 +7,7 @@
 
 #include "moe/error.h"
 #include "moe/gguf_model.h"
+#include "moe/pretokenize.h"
 
 namespace moe {
 namespace {
@@ -337,11 +338,9 @@ BpeTokenizer gguf_tokenizer(const GgufFile& f) {
     v.tokens = f.get_array<std::string>("tokenizer.ggml.tokens");
     if (f.has("tokenizer.ggml.token_type")) v.types = f.get_array<int32_t>("tokenizer.ggml.token_type");
     if (v.model == "gpt2") {
-        // The pre-tokenizer regex: only GPT-2's is implemented (BpeTokenizer::pre_tokenize).
-        const std::string pre = f.has("tokenizer.ggml.pre") ? f.get<std::string>("tokenizer.ggml.pre") : "gpt-2";
-        MOE_CHECK(pre == "gpt-2", kOp,
-                  path + ": tokenizer.ggml.pre is \"" + pre + "\"; only GPT-2's pre-tokenizer (\"gpt-2\") is "
-                         "implemented for gpt2 vocabularies, another would split the text differently");
+        // The pre-tokenizer (GPT-2's regex, qwen2, llama-bpe, deepseek-v3, ...: include/moe/pretokenize.h);
+        // files from before llama.cpp named them have none, and were split as GPT-2.
+        v.pre = f.has("tokenizer.ggml.pre") ? f.get<std::string>("tokenizer.ggml.pre") : "gpt-2";
         v.merges = f.get_array<std::string>("tokenizer.ggml.merges");
     }
     if (v.model == "llama" && f.has("tokenizer.ggml.scores")) {
@@ -362,7 +361,9 @@ BpeTokenizer gguf_tokenizer(const GgufFile& f) {
     v.eos = id("tokenizer.ggml.eos_token_id", spm ? 2 : -1);
     v.unk = id("tokenizer.ggml.unknown_token_id", spm ? 0 : -1);
     v.pad = id("tokenizer.ggml.padding_token_id", -1);
-    v.add_bos = f.has("tokenizer.ggml.add_bos_token") ? f.get<bool>("tokenizer.ggml.add_bos_token") : spm;
+    // llama.cpp's default when the key is absent: SPM and Llama-3's pre-tokenizer add BOS.
+    v.add_bos = f.has("tokenizer.ggml.add_bos_token") ? f.get<bool>("tokenizer.ggml.add_bos_token")
+                                                      : spm || text::gguf_pre_tokenizer(v.pre, path).add_bos;
     v.add_eos = f.has("tokenizer.ggml.add_eos_token") && f.get<bool>("tokenizer.ggml.add_eos_token");
     v.add_space_prefix = f.has("tokenizer.ggml.add_space_prefix") ? f.get<bool>("tokenizer.ggml.add_space_prefix") : spm;
     return BpeTokenizer::from_gguf_vocab(v, path);

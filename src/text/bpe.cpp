@@ -1,12 +1,14 @@
 // BPE tokenizers, the parts both kinds share (added tokens, merging by rank as Hugging Face's BPE
-// does, GGUF metadata) and the byte-level kind: GPT-2's pre-tokenizer, merge training on word
-// counts, Hugging Face tokenizer.json in and out. The SentencePiece-style kind: src/text/spm.cpp.
+// does, GGUF metadata) and the byte-level kind: merge training on word counts, Hugging Face
+// tokenizer.json in and out. Its normalizer and pre-tokenizer (GPT-2's regex, Qwen2 / Llama-3 /
+// DeepSeek Splits): src/text/pretokenize.cpp. The SentencePiece-style kind: src/text/spm.cpp.
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <queue>
 
 #include "moe/error.h"
 #include "moe/files.h"
+#include "moe/pretokenize.h"
 #include "moe/tokenizer.h"
 #include "utf8.h"
 
@@ -34,30 +36,6 @@ const ByteLevelAlphabet& alphabet() {
     return a;
 }
 
-enum class Cls { letter, number, space, other };
-
-// Unicode classes as the GPT-2 regex sees them: exact for ASCII; for other code points the
-// common letter blocks (Latin, Greek, Cyrillic, Hebrew, Arabic, CJK, kana, Hangul) are letters,
-// the Unicode spaces are spaces, everything else (punctuation, symbols, emoji) is "other".
-Cls classify(uint32_t cp) {
-    if (cp < 0x80) {
-        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return Cls::letter;
-        if (cp >= '0' && cp <= '9') return Cls::number;
-        if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return Cls::space;
-        return Cls::other;
-    }
-    if (cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
-        cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000)
-        return Cls::space;
-    if (cp == 0xAA || cp == 0xB5 || cp == 0xBA || (cp >= 0xC0 && cp <= 0x24F && cp != 0xD7 && cp != 0xF7) ||
-        (cp >= 0x370 && cp <= 0x3FF && cp != 0x37E && cp != 0x387) || (cp >= 0x400 && cp <= 0x52F) ||
-        (cp >= 0x5D0 && cp <= 0x5EA) || (cp >= 0x620 && cp <= 0x64A) || (cp >= 0x3041 && cp <= 0x30FF) ||
-        (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3))
-        return Cls::letter;
-    if (cp == 0xB2 || cp == 0xB3 || cp == 0xB9 || (cp >= 0xBC && cp <= 0xBE)) return Cls::number;
-    return Cls::other;
-}
-
 std::string token_to_json(const std::string& bytes) {
     std::string s;
     for (unsigned char b : bytes) append_utf8(s, alphabet().to_cp[b]);
@@ -82,67 +60,9 @@ uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) |
 
 }  // namespace
 
-std::vector<std::string> BpeTokenizer::pre_tokenize(const std::string& s) {
-    // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-    std::vector<std::string> out;
-    const size_t n = s.size();
-    auto cls_at = [&](size_t i, size_t& len) { return classify(next_cp(s, i, len)); };
-    auto run = [&](size_t i, Cls c) {  // end of the run of class c starting at i
-        size_t len;
-        while (i < n && cls_at(i, len) == c) i += len;
-        return i;
-    };
-    size_t i = 0;
-    while (i < n) {
-        size_t len;
-        if (s[i] == '\'') {
-            static const char* suffixes[] = {"s", "t", "re", "ve", "m", "ll", "d"};
-            size_t matched = 0;
-            for (const char* suf : suffixes) {
-                size_t l = std::char_traits<char>::length(suf);
-                if (i + 1 + l <= n && s.compare(i + 1, l, suf) == 0) {
-                    matched = 1 + l;
-                    break;
-                }
-            }
-            if (matched) {
-                out.push_back(s.substr(i, matched));
-                i += matched;
-                continue;
-            }
-        }
-        size_t j = i + (s[i] == ' ' ? 1 : 0);  // the optional leading space of " ?X+"
-        if (j < n) {
-            Cls c = cls_at(j, len);
-            if (c != Cls::space) {
-                size_t end = run(j, c);
-                out.push_back(s.substr(i, end - i));
-                i = end;
-                continue;
-            }
-        }
-        // Whitespace. \s+(?!\S): a run followed by a non-space leaves its last code point to
-        // the next piece (" word"); a single one is then taken by the final \s+.
-        size_t end = run(i, Cls::space);
-        if (end < n) {
-            size_t k = i, last = i;
-            while (k < end) {
-                last = k;
-                next_cp(s, k, len);
-                k += len;
-            }
-            if (last > i) end = last;
-        }
-        if (end == i) {  // not a space either (cannot happen: every class is handled above)
-            next_cp(s, i, len);
-            end = i + len;
-        }
-        out.push_back(s.substr(i, end - i));
-        i = end;
-    }
-    return out;
-}
+std::vector<std::string> BpeTokenizer::pre_tokenize(const std::string& s) { return text::PreTokenizer::gpt2()->split(s); }
 
+const text::PreTokenizer& BpeTokenizer::pre_tokenizer() const { return pre_ ? *pre_ : *text::PreTokenizer::gpt2(); }
 
 void BpeTokenizer::index() {
     const size_t n = tokens_.size();
@@ -279,6 +199,10 @@ void BpeTokenizer::merge_by_rank(std::vector<int32_t>& w) const {
 }
 
 std::vector<int32_t> BpeTokenizer::encode_piece(const std::string& piece) const {
+    if (ignore_merges_) {  // a piece that is a token is that token (Llama-3)
+        auto it = ids_.find(piece);
+        if (it != ids_.end() && it->second < model_vocab_) return {it->second};
+    }
     std::vector<int32_t> w;
     w.reserve(piece.size());
     for (unsigned char b : piece) {
@@ -296,13 +220,15 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text, bool parse_sp
         encode_spm(text, segs, out);
         return out;
     }
+    const text::PreTokenizer& pre = pre_tokenizer();
     std::unordered_map<std::string, std::vector<int32_t>> cache;
     for (const Segment& s : segs) {
         if (s.token >= 0) {
             out.push_back(s.token);
             continue;
         }
-        for (const std::string& piece : pre_tokenize(text.substr(s.begin, s.end - s.begin))) {
+        // Hugging Face: the normalizer runs on the text between added tokens, then the pre-tokenizer.
+        for (const std::string& piece : pre.split(pre.normalize(text.substr(s.begin, s.end - s.begin)))) {
             auto it = cache.find(piece);
             if (it == cache.end()) it = cache.emplace(piece, encode_piece(piece)).first;
             out.insert(out.end(), it->second.begin(), it->second.end());
@@ -390,10 +316,15 @@ void BpeTokenizer::save(const std::string& path) const {
             added.push_back({{"id", id}, {"content", tokens_[id]}, {"single_word", false}, {"lstrip", false},
                              {"rstrip", false}, {"normalized", false}, {"special", types_[id] != kUserDefined}});
     j["added_tokens"] = added;
-    j["normalizer"] = nullptr;
-    j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
-    j["post_processor"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
-    j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+    if (!pipeline_json_.empty()) {  // read from a tokenizer.json: its own front and back ends
+        const nlohmann::ordered_json p = nlohmann::ordered_json::parse(pipeline_json_);
+        for (const char* key : {"normalizer", "pre_tokenizer", "post_processor", "decoder"}) j[key] = p[key];
+    } else {
+        j["normalizer"] = nullptr;
+        j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+        j["post_processor"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
+        j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+    }
     nlohmann::ordered_json vocab = nlohmann::ordered_json::object();
     for (size_t id = 0; id < size_t(model_vocab_) && id < tokens_.size(); ++id)
         vocab[is_added(id) ? tokens_[id] : token_to_json(tokens_[id])] = id;
@@ -401,7 +332,8 @@ void BpeTokenizer::save(const std::string& path) const {
     for (auto [a, b] : merges_) merges.push_back(token_to_json(tokens_[size_t(a)]) + " " + token_to_json(tokens_[size_t(b)]));
     j["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
                   {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
-                  {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab}, {"merges", merges}};
+                  {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", ignore_merges_},
+                  {"vocab", vocab}, {"merges", merges}};
     write_file_atomic(path, j.dump(1), "tokenizer");
 }
 
@@ -439,9 +371,14 @@ void read_bpe_model(const nlohmann::json& m, const std::string& path, std::vecto
 
 BpeTokenizer BpeTokenizer::load_byte_level(const std::string& path, const void* json) {
     const nlohmann::json& j = *static_cast<const nlohmann::json*>(json);
-    const nlohmann::json& pre = j["pre_tokenizer"];
-    MOE_CHECK(!pre.value("add_prefix_space", false), "tokenizer",
-              path + ": only the ByteLevel pre-tokenizer without add_prefix_space is supported, got " + pre.dump());
+    const nlohmann::json& m = j["model"];
+    auto non_empty = [&](const char* key) { return m.contains(key) && !m[key].is_null() && m[key] != "" && m[key] != 0.0; };
+    for (const char* key : {"dropout", "continuing_subword_prefix", "end_of_word_suffix"})
+        MOE_CHECK(!non_empty(key), "tokenizer",
+                  path + ": model." + key + " " + m[key].dump() + " is not supported in a byte-level BPE");
+    const nlohmann::json normalizer = j.value("normalizer", nlohmann::json());
+    const nlohmann::json pre = j.value("pre_tokenizer", nlohmann::json());
+    std::shared_ptr<const text::PreTokenizer> pipeline = text::PreTokenizer::from_json(normalizer, pre, path);
     std::vector<std::string> tokens, left, right;
     read_bpe_model(j["model"], path, tokens, left, right);
     std::vector<std::string> merges;
@@ -461,6 +398,11 @@ BpeTokenizer BpeTokenizer::load_byte_level(const std::string& path, const void* 
         MOE_CHECK(types[id] != kUnused, "tokenizer", path + ": token id " + std::to_string(id) + " is neither in model.vocab nor an added token");
     BpeTokenizer t = from_vocab(raw, merges, path, types);
     t.model_vocab_ = int64_t(tokens.size());
+    t.pre_ = pipeline;
+    t.ignore_merges_ = m.value("ignore_merges", false);
+    t.pipeline_json_ = nlohmann::json{{"normalizer", normalizer}, {"pre_tokenizer", pre},
+                                      {"post_processor", j.value("post_processor", nlohmann::json())},
+                                      {"decoder", j.value("decoder", nlohmann::json())}}.dump();
     for (const nlohmann::json& a : j.value("added_tokens", nlohmann::json::array()))
         for (Added& x : t.added_)
             if (x.id == a["id"].get<int32_t>()) x.lstrip = a.value("lstrip", false), x.rstrip = a.value("rstrip", false);
@@ -512,6 +454,7 @@ GgufTokenizerVocab BpeTokenizer::gguf_vocab() const {
             v.tokens.push_back(types_[id] == kControl || types_[id] == kUserDefined || types_[id] == kUnknown
                                    ? tokens_[id] : token_to_json(tokens_[id]));
         for (auto [a, b] : merges_) v.merges.push_back(token_to_json(tokens_[size_t(a)]) + " " + token_to_json(tokens_[size_t(b)]));
+        v.pre = text::gguf_pre_name(pre_tokenizer(), ignore_merges_);  // "" when no GGUF name fits
         v.add_space_prefix = false;
         return v;
     }

@@ -16,6 +16,7 @@
 
 #include "moe/error.h"
 #include "moe/files.h"
+#include "moe/pretokenize.h"
 #include "moe/tokenizer.h"
 #include "utf8.h"
 
@@ -47,6 +48,15 @@ std::string config_token(const nlohmann::json& c, const char* key) {
     return "";
 }
 
+bool has_byte_level(const nlohmann::json& pre) {
+    if (!pre.is_object()) return false;
+    if (pre.value("type", "") == "ByteLevel") return true;
+    if (pre.value("type", "") != "Sequence" || !pre.contains("pretokenizers") || !pre["pretokenizers"].is_array()) return false;
+    for (const nlohmann::json& p : pre["pretokenizers"])
+        if (has_byte_level(p)) return true;
+    return false;
+}
+
 }  // namespace
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {
@@ -64,10 +74,12 @@ BpeTokenizer BpeTokenizer::load(const std::string& path) {
               path + ": expected a BPE model (\"model\": {\"type\": \"BPE\"}), got model type \"" + type +
                   "\"; supported: byte-level BPE (GPT-2, Qwen) and SentencePiece-style BPE with byte_fallback "
                   "(Llama, Mistral, Mixtral)");
+    // Byte-level when a ByteLevel pre-tokenizer maps bytes to GPT-2's alphabet, alone or in a Sequence.
     const nlohmann::json pre = j.value("pre_tokenizer", nlohmann::json());
-    const bool byte_level = pre.is_object() && pre.value("type", "") == "ByteLevel";
+    const bool byte_level = has_byte_level(pre);
     BpeTokenizer t = byte_level ? load_byte_level(path, &j) : load_spm(path, &j);
     if (t.kind_ == Kind::sentencepiece) t.source_json_ = text;
+    t.read_post_processor(path, &j);
 
     // Special tokens: <s> / </s> as Llama files name them, then tokenizer_config.json when present.
     if (t.bos_ < 0) t.bos_ = t.special_id("<s>");
@@ -95,8 +107,8 @@ BpeTokenizer BpeTokenizer::load_spm(const std::string& path, const void* json) {
     const nlohmann::json& j = *static_cast<const nlohmann::json*>(json);
     const nlohmann::json& m = j["model"];
     auto unsupported = [&](const std::string& what) {
-        fail(kOp, path + ": " + what + " is not supported; supported are byte-level BPE (the ByteLevel pre-tokenizer) "
-                  "and SentencePiece-style BPE (Llama / Mistral: byte_fallback, the Prepend(\"\xE2\x96\x81\") + "
+        fail(kOp, path + ": " + what + " is not supported; supported are byte-level BPE (the ByteLevel pre-tokenizer, "
+                  "alone or in a Sequence with Split and Digits) and SentencePiece-style BPE (Llama / Mistral: byte_fallback, the Prepend(\"\xE2\x96\x81\") + "
                   "Replace(\" \", \"\xE2\x96\x81\") normalizer or the Metaspace pre-tokenizer)");
     };
     auto non_empty = [&](const char* key) { return m.contains(key) && !m[key].is_null() && m[key] != ""; };
@@ -221,21 +233,32 @@ BpeTokenizer BpeTokenizer::load_spm(const std::string& path, const void* json) {
     }
     t.index();
     t.set_added(added);
+    return t;
+}
 
-    // BOS as the post-processor adds it: TemplateProcessing whose single sequence starts with a special token.
+// BOS as the post-processor adds it: TemplateProcessing (alone, or in a Sequence as Llama-3's
+// ByteLevel + TemplateProcessing) whose single sequence starts with a special token.
+void BpeTokenizer::read_post_processor(const std::string& path, const void* json) {
+    const nlohmann::json& j = *static_cast<const nlohmann::json*>(json);
     const nlohmann::json post = j.value("post_processor", nlohmann::json());
-    if (post.is_object() && post.value("type", "") == "TemplateProcessing" && post.contains("single") &&
-        post["single"].is_array() && !post["single"].empty() && post["single"][0].contains("SpecialToken")) {
-        const std::string name = post["single"][0]["SpecialToken"].value("id", "");
-        const nlohmann::json st = post.value("special_tokens", nlohmann::json::object());
+    std::vector<nlohmann::json> procs;
+    if (post.is_object() && post.value("type", "") == "Sequence" && post.contains("processors") && post["processors"].is_array())
+        for (const nlohmann::json& p : post["processors"]) procs.push_back(p);
+    else
+        procs.push_back(post);
+    for (const nlohmann::json& p : procs) {
+        if (!(p.is_object() && p.value("type", "") == "TemplateProcessing" && p.contains("single") &&
+              p["single"].is_array() && !p["single"].empty() && p["single"][0].contains("SpecialToken")))
+            continue;
+        const std::string name = p["single"][0]["SpecialToken"].value("id", "");
+        const nlohmann::json st = p.value("special_tokens", nlohmann::json::object());
         if (st.contains(name) && st[name].contains("ids") && st[name]["ids"].size() == 1) {
-            t.bos_ = st[name]["ids"][0].get<int32_t>();
-            MOE_CHECK(t.bos_ >= 0 && t.bos_ < int32_t(t.tokens_.size()), kOp,
-                      path + ": the post-processor's " + name + " has id " + std::to_string(t.bos_) + ", outside the vocabulary");
-            t.add_bos_ = true;
+            bos_ = st[name]["ids"][0].get<int32_t>();
+            MOE_CHECK(bos_ >= 0 && bos_ < int32_t(tokens_.size()), kOp,
+                      path + ": the post-processor's " + name + " has id " + std::to_string(bos_) + ", outside the vocabulary");
+            add_bos_ = true;
         }
     }
-    return t;
 }
 
 void BpeTokenizer::encode_spm(const std::string& text, const std::vector<Segment>& segs, std::vector<int32_t>& out) const {
@@ -436,6 +459,9 @@ BpeTokenizer BpeTokenizer::from_gguf_vocab(const GgufTokenizerVocab& v, const st
     BpeTokenizer t;
     if (v.model == "gpt2") {
         t = from_vocab(v.tokens, v.merges, path, v.types);
+        const text::GgufPreTokenizer pre = text::gguf_pre_tokenizer(v.pre.empty() ? "gpt-2" : v.pre, path);
+        t.pre_ = pre.pre;
+        t.ignore_merges_ = pre.ignore_merges;
     } else {
         MOE_CHECK(v.model == "llama", kOp,
                   path + ": tokenizer.ggml.model is \"" + v.model + "\"; supported: \"gpt2\" (byte-level BPE) and "
