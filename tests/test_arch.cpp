@@ -53,6 +53,24 @@ std::vector<int32_t> greedy(const Loaded& m, const std::vector<int32_t>& prompt,
     return out;
 }
 
+// The directory used where it lies (hf_infer_weights: mapped safetensors, per-expert matrices
+// as stored) gives the same logits, in a batch and one token at a time.
+void check_mapped(const std::string& dir, const ModelConfig& c, const std::vector<int32_t>& tokens,
+                  const std::vector<float>& want, const std::string& name) {
+    ASSERT_TRUE(hf_can_map(dir, c));
+    const InferWeights w = hf_infer_weights(dir, c);
+    EXPECT_FALSE(w.layers.back().ffn.quant.w1_e.empty());  // the experts are views, not copies
+    InferSession batch(c, w, int64_t(tokens.size())), step(c, w, int64_t(tokens.size()));
+    const float* l = batch.feed(tokens.data(), int64_t(tokens.size()), true);
+    EXPECT_LT(scaled_max_error(l, want), 1e-5) << name << " mapped";
+    std::vector<float> stepped;
+    for (int32_t t : tokens) {
+        const float* s = step.feed(&t, 1);
+        stepped.insert(stepped.end(), s, s + c.vocab_size);
+    }
+    EXPECT_LT(scaled_max_error(stepped.data(), want), 1e-5) << name << " mapped, one token at a time";
+}
+
 void check_against_transformers(const std::string& name, ModelArch arch) {
     const std::string dir = kFix + "/hf_" + name;
     Loaded m(dir);
@@ -73,6 +91,7 @@ void check_against_transformers(const std::string& name, ModelArch arch) {
         stepped.insert(stepped.end(), l, l + m.c.vocab_size);
     }
     EXPECT_LT(scaled_max_error(stepped.data(), ref.f32("logits")), 1e-5) << name << " one token at a time";
+    check_mapped(dir, m.c, tokens, ref.f32("logits"), name);
 }
 
 std::string copy_fixture(const std::string& name, const std::string& tag) {
@@ -138,6 +157,10 @@ TEST(Arch, Bf16ShardedCheckpointLoads) {
     const double err = scaled_max_error(all_logits(m, ref.i32("tokens")).data(), ref.f32("logits"));
     EXPECT_LT(err, 1e-5);
     std::printf("bf16 shards: max |logit - transformers'| / max |logit| = %.2e\n", err);
+    // Mapped: the bf16 matrices are used as stored (no f32 copy).
+    const InferWeights w = hf_infer_weights(dir, m.c);
+    EXPECT_EQ(w.layers[0].q.type, GgmlType::bf16);
+    check_mapped(dir, m.c, ref.i32("tokens"), ref.f32("logits"), "bf16 shards");
 }
 
 TEST(Arch, BadConfigsAndCheckpointsFailClearly) {

@@ -248,7 +248,24 @@ TEST(MoeLayerErrors, QuantizedExpertsAreForwardOnlyAndChecked) {
     MoeLayerParams short_w1 = q;
     short_w1.quant.w1.rows = E * F - 1;
     EXPECT_EQ(error_of([&] { moe_layer_forward(L.y.view(), L.losses, L.cache, L.cfg, short_w1, L.x.view()); }),
-              "[moe_layer_forward] expected quantized w1 of 40 x 8 (E F, D: every expert's rows stacked), got 39 x 8");
+              "[moe_layer_forward] expected quantized w1 of 40 x 8 (E F, D: every expert's rows stacked, or E "
+              "per-expert matrices), got 39 x 8 with 0 per-expert pointers");
+    // One matrix per expert where it lies (a mapped Hugging Face checkpoint): the same function;
+    // a missing expert is refused.
+    MoeLayerParams per = q;
+    for (int64_t e = 0; e < E; ++e) {
+        per.quant.w1_e.push_back(reinterpret_cast<const uint8_t*>(L.p.w1.f32() + e * F * D));
+        per.quant.w3_e.push_back(reinterpret_cast<const uint8_t*>(L.p.w3.f32() + e * F * D));
+        per.quant.w2_e.push_back(reinterpret_cast<const uint8_t*>(L.p.w2.f32() + e * D * F));
+    }
+    per.quant.w1.data = per.quant.w3.data = per.quant.w2.data = nullptr;
+    moe_layer_forward(L.y.view(), L.losses, L.cache, L.cfg, per, L.x.view());
+    for (int64_t i = 0; i < L.y.numel(); ++i) EXPECT_NEAR(L.y.f32()[i], want[size_t(i)], 1e-5) << i;
+    per.quant.w2_e.pop_back();
+    EXPECT_NE(error_of([&] { moe_layer_forward(L.y.view(), L.losses, L.cache, L.cfg, per, L.x.view()); })
+                  .find("expected quantized w2 of 32 x 10 (E F, D: every expert's rows stacked, or E per-expert "
+                        "matrices), got 32 x 10 with 3 per-expert pointers"),
+              std::string::npos);
     MoeLayerConfig bf = L.cfg;
     bf.dtype = DType::bf16;
     EXPECT_NE(error_of([&] { moe_layer_forward(L.y.view(), L.losses, L.cache, bf, q, L.x.view()); }).find("not bf16"),

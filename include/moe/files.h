@@ -41,4 +41,20 @@ private:
     uint64_t size_ = 0;
 };
 
+// A whole file mapped read-only (mmap, MAP_PRIVATE): the weights of a GGUF or safetensors file
+// are used where they lie, paged in when first read. Throws "[op] cannot open / map PATH: why".
+class MappedFile {
+public:
+    MappedFile(const std::string& path, const char* op);
+    ~MappedFile();
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    const uint8_t* data() const { return data_; }
+    uint64_t size() const { return size_; }
+
+private:
+    const uint8_t* data_ = nullptr;
+    uint64_t size_ = 0;
+};
+
 }  // namespace moe

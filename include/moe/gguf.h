@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "moe/files.h"
 #include "moe/quant.h"
 
 namespace moe {
@@ -93,8 +94,7 @@ private:
     GgufFile() = default;
     void parse();
 
-    struct Mapping;
-    std::unique_ptr<Mapping> map_;  // null for from_bytes
+    std::unique_ptr<MappedFile> map_;  // null for from_bytes
     const uint8_t* base_ = nullptr;
     uint64_t size_ = 0;
     std::string path_;

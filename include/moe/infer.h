@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "moe/model.h"
@@ -34,6 +35,16 @@ struct InferWeights {
 };
 // Views of p's f32 tensors, nothing copied.
 InferWeights infer_weights(const ModelParams& p, const ModelConfig& c);
+// A Hugging Face directory's weights where they lie (src/model/hf_infer.cpp): its safetensors
+// mapped, every matrix (experts one per tensor) used in its stored F32 / F16 / BF16; vectors,
+// routers and shared experts widened to f32 copies (kept in .keep). Throws naming the file and
+// tensor when one is missing or misshapen, or the checkpoint has a layer tensor the config does
+// not use.
+InferWeights hf_infer_weights(const std::string& dir, const ModelConfig& c);
+// Whether dir has Hugging Face weights (model.safetensors or the index of shards) and c a router
+// hf_infer_weights maps (top-k softmax, DeepSeek-V3's sigmoid with bias, dense); else the
+// weights go through model_load_weights into an f32 arena.
+bool hf_can_map(const std::string& dir, const ModelConfig& c);
 // Bytes of the weights one decode token reads (attention, norms, router, its K experts, the
 // LM head, one embedding row), in the weights' own types.
 double infer_active_bytes(const InferWeights& w, const ModelConfig& c);

@@ -39,9 +39,21 @@ void moe_layer_validate(const MoeLayerConfig& cfg);
 // Routed experts kept as a GGUF stores them (inference only): expert e's gate is rows
 // [e F, (e + 1) F) of w1 (E F, D), its up rows of w3 (E F, D), its down rows [e D, (e + 1) D) of
 // w2 (E D, F). Any type qmatmul takes; w1 / w3 / w2 may differ (llama.cpp's Q4_K_M mixes types).
+// Or one matrix per expert, where they lie (a Hugging Face checkpoint mapped in place: one
+// tensor per expert): expert e's gate is w1_e[e] (F, D), its up w3_e[e], its down w2_e[e]
+// (D, F); w1 / w3 / w2 then give the type and the stacked sizes, with data null.
 struct MoeQuantExperts {
     QMatrix w1, w3, w2;
-    bool active() const { return w1.data != nullptr; }
+    std::vector<const uint8_t*> w1_e, w3_e, w2_e;
+    bool active() const { return w1.data != nullptr || !w1_e.empty(); }
+    QMatrix gate(int64_t e, int64_t F) const { return pick(w1, w1_e, e, F); }
+    QMatrix up(int64_t e, int64_t F) const { return pick(w3, w3_e, e, F); }
+    QMatrix down(int64_t e, int64_t D) const { return pick(w2, w2_e, e, D); }
+
+private:
+    static QMatrix pick(const QMatrix& m, const std::vector<const uint8_t*>& per, int64_t e, int64_t rows) {
+        return per.empty() ? m.slice(e * rows, rows) : QMatrix{m.type, rows, m.cols, per[size_t(e)]};
+    }
 };
 
 // Views of the layer's tensors, parameters or their gradients (same layout).

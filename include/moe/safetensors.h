@@ -4,11 +4,13 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "moe/files.h"
 #include "moe/tensor.h"
 
 namespace moe {
@@ -21,7 +23,8 @@ struct SafetensorsEntry {
 
 class SafetensorsFile {
 public:
-    // Reads and validates the whole file; throws moe::Error naming the file and the problem.
+    // Maps the file (read-only) and validates its header; throws moe::Error naming the file and
+    // the problem. Tensor data is read from the mapping, paged in when first used.
     explicit SafetensorsFile(const std::string& path);
     // The same checks on the bytes of a whole file in memory (copied); `name` stands for the
     // file in error messages.
@@ -39,13 +42,18 @@ public:
     std::vector<float> f32(const std::string& name) const;
     std::vector<int32_t> i32(const std::string& name) const;
     std::vector<int64_t> shape(const std::string& name) const;
+    // A tensor's entry and its bytes where they lie (valid while this file, or a copy of it, lives).
+    const SafetensorsEntry& info(const std::string& name) const;
+    const uint8_t* tensor_data(const SafetensorsEntry& e) const { return data_ + e.begin; }
 
 private:
     SafetensorsFile() = default;
     void parse_header(const std::string& header, uint64_t data_size);
     const SafetensorsEntry& entry(const std::string& name, const char* dtype) const;
     std::string path_;
-    std::vector<char> data_;  // the data section
+    std::shared_ptr<const MappedFile> map_;           // the file (a path)
+    std::shared_ptr<const std::vector<uint8_t>> owned_;  // or a copy of its data (from_bytes)
+    const uint8_t* data_ = nullptr;                    // the data section
     std::map<std::string, std::string> metadata_;
     std::map<std::string, SafetensorsEntry> entries_;
 };

@@ -48,7 +48,17 @@ void bench_run(const BenchRunOptions& o) {
         loaded = load_model(o.model, "bench run", false);
         c = loaded->c;
         w = loaded->w;
-        gb = double(loaded->format == "gguf" ? std::filesystem::file_size(o.model) : loaded->arena.bytes()) / 1e9;
+        double bytes = double(loaded->arena.bytes());
+        if (loaded->format == "gguf") {
+            bytes = double(std::filesystem::file_size(o.model));
+        } else if (loaded->format == "directory (mapped)") {  // the weight files, mapped
+            bytes = 0;
+            for (const auto& e : std::filesystem::directory_iterator(o.model)) {
+                const std::string n = e.path().filename().string();
+                if (n.rfind("model", 0) == 0 && e.path().extension() == ".safetensors") bytes += double(e.file_size());
+            }
+        }
+        gb = bytes / 1e9;
     } else {
         c = model_shape_config(*find_model_shape(o.shape));
         model_validate(c);

@@ -24,6 +24,9 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op,
     }
     if (gguf) {
         m->w = gguf_infer_weights(file, m->c);
+    } else if (hf_can_map(path, m->c)) {
+        m->w = hf_infer_weights(path, m->c);  // mapped, in the stored types
+        m->format = "directory (mapped)";
     } else {
         const ModelParams p = model_params_allocate(m->arena, m->c);
         model_load_weights(path, m->c, p);

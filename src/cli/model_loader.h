@@ -19,7 +19,7 @@ struct LoadedModel {
     BpeTokenizer tok;
     Arena arena;    // a directory's f32 weights (empty for a GGUF)
     InferWeights w; // what the decoder reads: views of the arena or of the mapped GGUF
-    std::string format;  // "directory" or "gguf"
+    std::string format;  // "directory" (f32 arena), "directory (mapped)" (hf_infer_weights) or "gguf"
 };
 
 // Throws naming the path when it is neither a model directory nor a usable GGUF file.

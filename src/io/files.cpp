@@ -1,9 +1,13 @@
 #include "moe/files.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -80,6 +84,28 @@ void AtomicFile::commit() {
         ::fsync(dfd);
         ::close(dfd);
     }
+}
+
+MappedFile::MappedFile(const std::string& path, const char* op) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    MOE_CHECK(fd >= 0, op, "cannot open '" + path + "': " + std::strerror(errno) + "; check the path");
+    struct stat st {};
+    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (!regular || st.st_size == 0) {
+        ::close(fd);
+        MOE_CHECK(regular, op, "'" + path + "' is not a regular file");
+        return;  // empty: nothing to map (the reader reports it as too short)
+    }
+    void* addr = ::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    const int err = errno;
+    ::close(fd);
+    MOE_CHECK(addr != MAP_FAILED, op, "cannot map '" + path + "': " + std::strerror(err));
+    data_ = static_cast<const uint8_t*>(addr);
+    size_ = uint64_t(st.st_size);
+}
+
+MappedFile::~MappedFile() {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_t(size_));
 }
 
 }  // namespace moe

@@ -3,11 +3,6 @@
 // allocated for it; so a truncated or corrupt file ends in moe::Error, not in a crash.
 #include "moe/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +11,7 @@
 #include <type_traits>
 
 #include "moe/error.h"
+#include "moe/files.h"
 
 namespace moe {
 namespace {
@@ -131,37 +127,16 @@ std::vector<int64_t> GgufTensor::shape() const {
     return s;
 }
 
-struct GgufFile::Mapping {
-    void* addr = nullptr;
-    size_t len = 0;
-    ~Mapping() {
-        if (addr) munmap(addr, len);
-    }
-};
-
 GgufFile::GgufFile(GgufFile&&) noexcept = default;
 GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
 GgufFile::~GgufFile() = default;
 
 GgufFile::GgufFile(const std::string& path) : path_(path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    MOE_CHECK(fd >= 0, kOp, "cannot open '" + path + "': " + std::strerror(errno) + "; check the path");
-    struct stat st {};
-    const bool stat_ok = ::fstat(fd, &st) == 0;
-    if (!stat_ok || !S_ISREG(st.st_mode) || st.st_size < 24) {
-        ::close(fd);
-        MOE_CHECK(stat_ok && S_ISREG(st.st_mode), kOp, "'" + path + "' is not a regular file");
-        fail(kOp, "'" + path + "' is " + std::to_string(st.st_size) +
-                      " bytes, too short for a GGUF header of 24 bytes (truncated?)");
-    }
-    map_ = std::make_unique<Mapping>();
-    map_->len = size_t(st.st_size);
-    void* addr = ::mmap(nullptr, map_->len, PROT_READ, MAP_PRIVATE, fd, 0);
-    ::close(fd);
-    MOE_CHECK(addr != MAP_FAILED, kOp, "cannot map '" + path + "': " + std::strerror(errno));
-    map_->addr = addr;
-    base_ = static_cast<const uint8_t*>(addr);
-    size_ = uint64_t(st.st_size);
+    map_ = std::make_unique<MappedFile>(path, kOp);
+    MOE_CHECK(map_->size() >= 24, kOp,
+              "'" + path + "' is " + std::to_string(map_->size()) + " bytes, too short for a GGUF header of 24 bytes (truncated?)");
+    base_ = map_->data();
+    size_ = map_->size();
     parse();
 }
 

@@ -1,10 +1,10 @@
 #include "moe/safetensors.h"
 
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "moe/error.h"
+#include "moe/files.h"
 #include "moe/quant.h"
 
 namespace moe {
@@ -32,22 +32,13 @@ uint64_t safetensors_header_len(const std::string& path, const unsigned char len
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     const char* op = "safetensors";
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    MOE_CHECK(in.good(), op, "cannot open '" + path + "': check the path and permissions");
-    const uint64_t file_size = uint64_t(in.tellg());
-    in.seekg(0);
+    map_ = std::make_shared<MappedFile>(path, op);
+    const uint64_t file_size = map_->size();
     MOE_CHECK(file_size >= 8, op, "'" + path + "' is " + std::to_string(file_size) +
                                       " bytes, too short for a safetensors header (truncated?)");
-    unsigned char len_bytes[8];
-    in.read(reinterpret_cast<char*>(len_bytes), 8);
-    const uint64_t header_len = safetensors_header_len(path, len_bytes, file_size);
-    std::string header(header_len, '\0');
-    in.read(header.data(), std::streamsize(header_len));
-    const uint64_t data_size = file_size - 8 - header_len;
-    parse_header(header, data_size);
-    data_.resize(data_size);
-    in.read(data_.data(), std::streamsize(data_size));
-    MOE_CHECK(uint64_t(in.gcount()) == data_size, op, "'" + path + "': short read of the data section");
+    const uint64_t header_len = safetensors_header_len(path, map_->data(), file_size);
+    parse_header(std::string(reinterpret_cast<const char*>(map_->data()) + 8, header_len), file_size - 8 - header_len);
+    data_ = map_->data() + 8 + header_len;
 }
 
 SafetensorsFile SafetensorsFile::from_bytes(std::span<const uint8_t> bytes, const std::string& name) {
@@ -58,7 +49,9 @@ SafetensorsFile SafetensorsFile::from_bytes(std::span<const uint8_t> bytes, cons
     const uint64_t header_len = safetensors_header_len(name, bytes.data(), bytes.size());
     const uint64_t data_size = bytes.size() - 8 - header_len;
     f.parse_header(std::string(reinterpret_cast<const char*>(bytes.data()) + 8, header_len), data_size);
-    f.data_.assign(bytes.begin() + 8 + header_len, bytes.end());
+    auto owned = std::make_shared<std::vector<uint8_t>>(bytes.begin() + 8 + header_len, bytes.end());
+    f.data_ = owned->data();
+    f.owned_ = owned;
     return f;
 }
 
@@ -138,15 +131,21 @@ std::vector<float> SafetensorsFile::f32(const std::string& name) const {
               "'" + path_ + "' tensor '" + name + "' is " + e.dtype + "; weights must be F32, F16 or BF16");
     const int64_t n = int64_t(e.end - e.begin) / (type == GgmlType::f32 ? 4 : 2);
     std::vector<float> v(static_cast<size_t>(n));
-    dequantize_row(type, data_.data() + e.begin, v.data(), n);
+    dequantize_row(type, data_ + e.begin, v.data(), n);
     return v;
 }
 
 std::vector<int32_t> SafetensorsFile::i32(const std::string& name) const {
     const SafetensorsEntry& e = entry(name, "I32");
     std::vector<int32_t> v((e.end - e.begin) / 4);
-    std::memcpy(v.data(), data_.data() + e.begin, e.end - e.begin);
+    std::memcpy(v.data(), data_ + e.begin, e.end - e.begin);
     return v;
+}
+
+const SafetensorsEntry& SafetensorsFile::info(const std::string& name) const {
+    auto it = entries_.find(name);
+    MOE_CHECK(it != entries_.end(), "safetensors", "'" + path_ + "' has no tensor '" + name + "'");
+    return it->second;
 }
 
 std::vector<int64_t> SafetensorsFile::shape(const std::string& name) const {

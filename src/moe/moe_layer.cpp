@@ -100,10 +100,15 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
     }
     if (p.quant.active()) {
         auto check_q = [&](const char* name, const QMatrix& m, int64_t rows, int64_t cols) {
-            MOE_CHECK(m.data && m.rows == rows && m.cols == cols, op,
+            const std::vector<const uint8_t*>& per = name[1] == '1' ? p.quant.w1_e : name[1] == '3' ? p.quant.w3_e : p.quant.w2_e;
+            const bool stacked = per.empty() && m.data;
+            const bool each = int64_t(per.size()) == E && !m.data &&
+                              std::find(per.begin(), per.end(), nullptr) == per.end();
+            MOE_CHECK((stacked || each) && m.rows == rows && m.cols == cols, op,
                       "expected quantized " + n + name + " of " + std::to_string(rows) + " x " + std::to_string(cols) +
-                          " (E F, D: every expert's rows stacked), got " + std::to_string(m.rows) + " x " +
-                          std::to_string(m.cols));
+                          " (E F, D: every expert's rows stacked, or E per-expert matrices), got " +
+                          std::to_string(m.rows) + " x " + std::to_string(m.cols) + " with " +
+                          std::to_string(per.size()) + " per-expert pointers");
             MOE_CHECK(qmatmul_supports(m.type), op,
                       n + name + " is " + ggml_type_name(m.type) + ", which has no quantized product here");
         };

@@ -31,8 +31,8 @@ void quant_experts_decode(float* out, float* h1, float* h3, MoeLayerCache& cache
     for (int64_t e = 0; e < n_local; ++e) {
         const int64_t r0 = offsets[e], n = offsets[e + 1] - r0, ew = w0 + e;
         if (n == 0) continue;
-        jobs.push_back({q.w1.slice(ew * F, F), s.xq.data() + r0 * xb1, xb1, n, h1 + r0 * F, F, 0.0f});
-        jobs.push_back({q.w3.slice(ew * F, F), x3 + r0 * xb3, xb3, n, h3 + r0 * F, F, 0.0f});
+        jobs.push_back({q.gate(ew, F), s.xq.data() + r0 * xb1, xb1, n, h1 + r0 * F, F, 0.0f});
+        jobs.push_back({q.up(ew, F), x3 + r0 * xb3, xb3, n, h3 + r0 * F, F, 0.0f});
     }
     qgemv_run(table, jobs.data(), int64_t(jobs.size()));
     kernels().swiglu_forward(h1, h1, h3, N * F);  // inference: h1 becomes the activation
@@ -40,7 +40,7 @@ void quant_experts_decode(float* out, float* h1, float* h3, MoeLayerCache& cache
     jobs.clear();
     for (int64_t e = 0; e < n_local; ++e) {
         const int64_t r0 = offsets[e], n = offsets[e + 1] - r0, ew = w0 + e;
-        if (n > 0) jobs.push_back({q.w2.slice(ew * D, D), s.xq.data() + r0 * xb2, xb2, n, out + r0 * D, D, 0.0f});
+        if (n > 0) jobs.push_back({q.down(ew, D), s.xq.data() + r0 * xb2, xb2, n, out + r0 * D, D, 0.0f});
     }
     qgemv_run(table, jobs.data(), int64_t(jobs.size()));
 }
@@ -66,11 +66,11 @@ void experts_forward(float* out, MoeLayerCache& cache, const MoeLayerConfig& c,
             if (n == 0) continue;
             float* a1 = h1 + r0 * F;
             float* a3 = h3 + r0 * F;
-            qmatmul(a1, F, rows + r0 * D, D, n, q.w1.slice(ew * F, F), 0.0f, cache.qmm);
-            qmatmul(a3, F, rows + r0 * D, D, n, q.w3.slice(ew * F, F), 0.0f, cache.qmm);
+            qmatmul(a1, F, rows + r0 * D, D, n, q.gate(ew, F), 0.0f, cache.qmm);
+            qmatmul(a3, F, rows + r0 * D, D, n, q.up(ew, F), 0.0f, cache.qmm);
             const KernelTable& k = kernels();
             parallel_chunks(n * F, [&](int64_t i, int64_t len) { k.swiglu_forward(scratch + i, a1 + i, a3 + i, len); });
-            qmatmul(out + r0 * D, D, scratch, F, n, q.w2.slice(ew * D, D), 0.0f, cache.qmm);
+            qmatmul(out + r0 * D, D, scratch, F, n, q.down(ew, D), 0.0f, cache.qmm);
         }
     } else if (c.dtype == DType::bf16) {
         MoeBf16Weights wb = moe_layer_bf16_weights(cache, c, params, w0, n_local, true);
