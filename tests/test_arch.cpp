@@ -230,3 +230,99 @@ TEST(Arch, BadConfigsAndCheckpointsFailClearly) {
         EXPECT_NE(e.find("inference"), std::string::npos) << e;
     }
 }
+
+// DeepSeek-V2 / V3 (src/model/arch_deepseek.cpp): multi-head latent attention, dense first layer,
+// merged shared experts, and the three routers of transformers 4.56 (greedy, group-limited greedy,
+// noaux_tc with the selection bias).
+TEST(Arch, DeepseekV2MatchesTransformers) {
+    check_against_transformers("deepseek_v2_lite_tiny", ModelArch::deepseek_v2);
+    check_against_transformers("deepseek_v2_group_tiny", ModelArch::deepseek_v2);
+    const ModelConfig c = model_config_read(kFix + "/hf_deepseek_v2_lite_tiny/config.json");
+    EXPECT_TRUE(c.attn.mla);
+    EXPECT_EQ(c.mla.q_lora_rank, 0);  // null: q_proj
+    EXPECT_FALSE(c.is_moe_layer(0));  // first_k_dense_replace 1
+    EXPECT_TRUE(c.is_moe_layer(1));
+    EXPECT_EQ(c.ffn(0).d_ff, 40);
+    EXPECT_EQ(c.moe.n_shared, 1);     // n_shared_experts 2 merged into one MLP
+    EXPECT_EQ(c.moe.d_ff_shared, 48);
+    EXPECT_FALSE(c.moe.shared_gate);
+    EXPECT_EQ(c.moe.router.kind, RouterKind::topk);
+    EXPECT_FALSE(c.moe.renormalize);
+    EXPECT_DOUBLE_EQ(c.moe.router.routed_scaling_factor, 1.5);
+    const ModelConfig g = model_config_read(kFix + "/hf_deepseek_v2_group_tiny/config.json");
+    EXPECT_EQ(g.moe.router.n_group, 4);
+    EXPECT_EQ(g.moe.router.topk_group, 2);
+    EXPECT_EQ(g.mla.q_lora_rank, 16);
+    EXPECT_DOUBLE_EQ(g.mla.yarn.factor, 4.0);
+    EXPECT_FALSE(g.mla.softmax_mscale);  // transformers' DeepseekV2Attention
+    // The cache holds the latents: (kv_lora_rank + qk_rope_head_dim) floats a position and layer.
+    Loaded m(kFix + "/hf_deepseek_v2_lite_tiny");
+    EXPECT_EQ(InferSession(m.c, m.p, 20).kv_cache_bytes(), 3 * 20 * (16 + 8) * 4);
+}
+
+TEST(Arch, DeepseekV3MatchesTransformers) {
+    check_against_transformers("deepseek_v3_tiny", ModelArch::deepseek_v3);
+    const ModelConfig c = model_config_read(kFix + "/hf_deepseek_v3_tiny/config.json");
+    EXPECT_EQ(c.moe.router.kind, RouterKind::sigmoid_bias);
+    EXPECT_TRUE(c.moe.renormalize);
+    EXPECT_EQ(c.moe.router.n_group, 2);
+    EXPECT_EQ(c.moe.router.topk_group, 1);
+    EXPECT_DOUBLE_EQ(c.moe.router.routed_scaling_factor, 2.5);
+    EXPECT_TRUE(c.mla.softmax_mscale);
+    EXPECT_TRUE(c.mla.rope_interleave);
+}
+
+TEST(Arch, DeepseekFixturesExerciseTheirOptions) {
+    // Each option the fixtures set changes the logits: without it we would leave transformers'.
+    auto err = [](const std::string& name, const std::function<void(Loaded&)>& edit) {
+        Loaded m(kFix + "/hf_" + name);
+        edit(m);
+        SafetensorsFile ref(kFix + "/hf_" + name + "/reference.safetensors");
+        return scaled_max_error(all_logits(m, ref.i32("tokens")).data(), ref.f32("logits"));
+    };
+    EXPECT_GT(err("deepseek_v3_tiny", [](Loaded& m) {
+                  for (ModelLayerParams& l : m.p.layers)
+                      if (l.moe.router_bias.numel() > 0) std::fill_n(l.moe.router_bias.f32(), l.moe.router_bias.numel(), 0.0f);
+              }), 1e-3);  // e_score_correction_bias
+    EXPECT_GT(err("deepseek_v3_tiny", [](Loaded& m) { m.c.moe.router.n_group = 1; }), 1e-3);
+    EXPECT_GT(err("deepseek_v3_tiny", [](Loaded& m) { m.c.mla.softmax_mscale = false; }), 1e-3);
+    EXPECT_GT(err("deepseek_v2_group_tiny", [](Loaded& m) { m.c.mla.softmax_mscale = true; }), 1e-3);
+    EXPECT_GT(err("deepseek_v2_group_tiny", [](Loaded& m) { m.c.moe.router.n_group = m.c.moe.router.topk_group = 1; }), 1e-3);
+    EXPECT_GT(err("deepseek_v2_lite_tiny", [](Loaded& m) { m.c.moe.router.routed_scaling_factor = 1; }), 1e-3);
+}
+
+TEST(Arch, DeepseekBadConfigsFailClearly) {
+    struct Case {
+        const char* fixture;
+        std::function<void(nlohmann::json&)> edit;
+        const char* expect;
+    };
+    const Case cases[] = {
+        {"hf_deepseek_v3_tiny", [](nlohmann::json& j) { j["num_key_value_heads"] = 2; }, "num_key_value_heads = 2 must equal"},
+        {"hf_deepseek_v2_lite_tiny", [](nlohmann::json& j) { j["topk_method"] = "random"; }, "topk_method \"random\""},
+        {"hf_deepseek_v2_lite_tiny", [](nlohmann::json& j) { j["topk_method"] = "noaux_tc"; }, "deepseek_v3"},
+        {"hf_deepseek_v3_tiny", [](nlohmann::json& j) { j["topk_method"] = "greedy"; }, "expected \"noaux_tc\""},
+        {"hf_deepseek_v3_tiny", [](nlohmann::json& j) { j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}}; },
+         "rope_scaling type \"linear\""},
+        {"hf_deepseek_v3_tiny", [](nlohmann::json& j) { j["rope_scaling"].erase("factor"); }, "no \"factor\""},
+        {"hf_deepseek_v3_tiny", [](nlohmann::json& j) { j["scoring_func"] = "softmax"; }, "scoring_func \"softmax\""},
+        {"hf_deepseek_v3_tiny", [](nlohmann::json& j) { j["moe_layer_freq"] = 2; }, "moe_layer_freq = 2"},
+        {"hf_deepseek_v3_tiny", [](nlohmann::json& j) { j.erase("q_lora_rank"); }, "q_lora_rank"},
+        {"hf_deepseek_v2_lite_tiny", [](nlohmann::json& j) { j["norm_topk_prob"] = true; }, "norm_topk_prob"},
+        {"hf_deepseek_v2_lite_tiny", [](nlohmann::json& j) { j["kv_lora_rank"] = nullptr; }, "kv_lora_rank"},
+    };
+    int i = 0;
+    for (const Case& k : cases) {
+        const std::string d = copy_fixture(k.fixture, "deepseek" + std::to_string(i++));
+        edit_json(d + "/config.json", k.edit);
+        const std::string e = error_of([&] { model_config_read(d + "/config.json"); });
+        EXPECT_NE(e.find(k.expect), std::string::npos) << e;
+        EXPECT_NE(e.find("config.json"), std::string::npos) << e;  // names the file
+    }
+    // Training's attention is Mixtral's: multi-head latent attention is refused by name.
+    Loaded m(kFix + "/hf_deepseek_v2_lite_tiny");
+    std::vector<int32_t> t = {1, 2, 3}, y = {-100, -100, -100};
+    ModelCache cache;
+    const std::string e = error_of([&] { model_forward(cache, m.c, m.p, t.data(), y.data(), 1, 3, 0, 0); });
+    EXPECT_NE(e.find("multi-head latent attention"), std::string::npos) << e;
+}

@@ -6,8 +6,8 @@ tests/test_arch.cpp: moe must load a directory transformers wrote and compute th
     venv/bin/python tools/gen_hf_fixtures.py [NAME ...]   # writes tests/fixtures/hf_<NAME>_tiny/
 
 NAME: mixtral (transformers >= 4.36; the committed one was made with 4.40.2), qwen2_moe,
-qwen3_moe, olmoe (transformers >= 4.51; the committed ones with 4.56.2 and torch 2.5.1). No
-NAME: all of them. See tools/check_hf_mixtral.py.
+qwen3_moe, olmoe, deepseek_v2, deepseek_v3 (transformers >= 4.51, DeepSeek >= 4.56: the committed
+ones with 4.56.2 and torch 2.5.1, /work/venv-hf2). No NAME: all of them. See tools/check_hf_mixtral.py.
 """
 import copy
 import os
@@ -43,10 +43,12 @@ def widen(model):
         model.model.embed_tokens.weight.normal_(0.0, 1.0)
 
 
-def save_with_reference(model, name):
+def save_with_reference(model, name, after_widen=None):
     model = model.eval()
     cfg = model.config
     widen(model)
+    if after_widen:
+        after_widen(model)
     out = os.path.join(FIX, name)
     model.save_pretrained(out, safe_serialization=True)
     g = torch.Generator().manual_seed(3)
@@ -102,6 +104,59 @@ def olmoe_tiny(name="hf_olmoe_tiny", clip_qkv=1.5, num_key_value_heads=2):
     save_with_reference(transformers.OlmoeForCausalLM(cfg), name)
 
 
+DEEPSEEK = dict(vocab_size=96, hidden_size=32, num_attention_heads=4, num_key_value_heads=4, num_hidden_layers=3,
+                intermediate_size=40, moe_intermediate_size=24, kv_lora_rank=16, qk_nope_head_dim=8,
+                qk_rope_head_dim=8, v_head_dim=8, first_k_dense_replace=1, max_position_embeddings=64,
+                rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False, attn_implementation="eager")
+
+
+def deepseek_v2_tiny():
+    """DeepSeek-V2-Lite's shape: q_proj without the low-rank q (q_lora_rank null), greedy softmax
+    top-k with routed_scaling_factor (not 1, so it matters) and no renormalisation, two shared
+    experts merged into one MLP, a dense first layer (first_k_dense_replace 1). Then DeepSeek-V2's:
+    the low-rank q, group-limited routing (top 3 of 8 experts in the best 2 of 4 groups, group
+    score = max), yarn."""
+    torch.manual_seed(11)
+    cfg = transformers.DeepseekV2Config(q_lora_rank=None, n_routed_experts=4, n_shared_experts=2,
+                                        num_experts_per_tok=2, topk_method="greedy", n_group=1, topk_group=1,
+                                        routed_scaling_factor=1.5, norm_topk_prob=False, **DEEPSEEK)
+    save_with_reference(transformers.DeepseekV2ForCausalLM(cfg), "hf_deepseek_v2_lite_tiny")
+    torch.manual_seed(12)
+    # top_k > topk_group: with the group's max as its score, the limit only binds then.
+    cfg = transformers.DeepseekV2Config(q_lora_rank=16, n_routed_experts=8, n_shared_experts=1,
+                                        num_experts_per_tok=3, topk_method="group_limited_greedy", n_group=4,
+                                        topk_group=2, routed_scaling_factor=2.0, norm_topk_prob=False,
+                                        rope_scaling=dict(type="yarn", factor=4.0, original_max_position_embeddings=16,
+                                                          beta_fast=32.0, beta_slow=1.0, mscale=0.707,
+                                                          mscale_all_dim=0.707),
+                                        **DEEPSEEK)
+    save_with_reference(transformers.DeepseekV2ForCausalLM(cfg), "hf_deepseek_v2_group_tiny")
+
+
+def deepseek_v3_tiny():
+    """DeepSeek-V3's routing: sigmoid scores, noaux_tc selection by score + e_score_correction_bias
+    in the best topk_group of n_group groups (group score = sum of its two largest), weights the
+    unbiased scores normalised (norm_topk_prob) times routed_scaling_factor 2.5; the low-rank q,
+    interleaved RoPE with yarn (mscale = mscale_all_dim: the softmax scale takes mscale^2).
+    widen() leaves the bias buffer at 0: it is drawn after, non-negative (transformers masks the
+    other groups with 0, DeepSeek's code with -inf: the same while s + b > 0)."""
+    torch.manual_seed(13)
+    cfg = transformers.DeepseekV3Config(q_lora_rank=16, n_routed_experts=8, n_shared_experts=1,
+                                        num_experts_per_tok=2, n_group=2, topk_group=1, routed_scaling_factor=2.5,
+                                        norm_topk_prob=True,
+                                        rope_scaling=dict(type="yarn", factor=4.0, original_max_position_embeddings=16,
+                                                          beta_fast=32.0, beta_slow=1.0, mscale=1.0, mscale_all_dim=1.0),
+                                        **DEEPSEEK)
+
+    def bias(model):
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                if name.endswith("e_score_correction_bias"):
+                    b.uniform_(0.0, 0.4)
+
+    save_with_reference(transformers.DeepseekV3ForCausalLM(cfg), "hf_deepseek_v3_tiny", after_widen=bias)
+
+
 def gguf_variants():
     """The same models in the form llama.cpp's graphs compute (every layer MoE; OLMoE without
     clip_qkv and with as many KV heads as heads), for tests/test_arch_gguf.cpp."""
@@ -139,7 +194,8 @@ def qwen3_moe_bf16_sharded():
 
 
 MAKERS = {"mixtral": mixtral_tiny, "qwen2_moe": qwen2_moe_tiny, "qwen3_moe": qwen3_moe_tiny, "olmoe": olmoe_tiny,
-          "qwen3_moe_bf16_sharded": qwen3_moe_bf16_sharded, "gguf_variants": gguf_variants}
+          "qwen3_moe_bf16_sharded": qwen3_moe_bf16_sharded, "gguf_variants": gguf_variants,
+          "deepseek_v2": deepseek_v2_tiny, "deepseek_v3": deepseek_v3_tiny}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or MAKERS:

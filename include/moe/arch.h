@@ -12,6 +12,8 @@ enum class ModelArch {
     qwen2_moe,  // Qwen1.5-MoE / Qwen2-MoE: q/k/v biases, one shared expert with a sigmoid gate
     qwen3_moe,  // Qwen3-MoE: RMSNorm of each q / k head before RoPE, no shared expert
     olmoe,      // OLMoE: RMSNorm of the whole q / k projection before RoPE, optional clip_qkv
+    deepseek_v2,  // DeepSeek-V2 / V2-Lite: multi-head latent attention, softmax (group-limited) router
+    deepseek_v3,  // DeepSeek-V3: multi-head latent attention, sigmoid router with selection bias
 };
 
 struct ArchInfo {
@@ -25,7 +27,7 @@ struct ArchInfo {
     const char* expert_names[3];   // w1 (gate), w3 (up), w2 (down)
     // Shared experts: "<moe_block><shared_block><s>.<expert name>.weight" when shared_indexed,
     // else one merged expert "<moe_block><shared_block><expert name>.weight"; their sigmoid
-    // gate "<moe_block><shared_gate>".
+    // gate "<moe_block><shared_gate>" ("" when the architecture has none).
     const char* shared_block;
     bool shared_indexed;
     const char* shared_gate;
@@ -35,6 +37,8 @@ const ArchInfo& arch_info(ModelArch a);
 // The architecture of a config.json model_type ("moe" is moe's own: Mixtral's layout), or
 // nullptr when there is none.
 const ArchInfo* arch_find(const std::string& model_type);
+// Whether the architecture's attention is multi-head latent attention (include/moe/mla.h).
+bool arch_uses_mla(ModelArch a);
 // "mixtral, moe, qwen2_moe, ..." for error messages.
 std::string arch_names();
 

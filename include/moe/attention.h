@@ -23,8 +23,11 @@ struct AttentionConfig {
     bool qkv_bias = false;   // q / k / v projections with a bias (Qwen2-MoE)
     QkNorm qk_norm = QkNorm::none;
     double clip_qkv = 0;     // > 0: q, k, v clamped to [-clip, clip] (OLMoE's clip_qkv)
+    // Multi-head latent attention instead of this one (DeepSeek-V2 / V3): ModelConfig::mla has
+    // its sizes, ModelLayerParams::mla its weights; q / k / v / o_proj here are then empty.
+    bool mla = false;
     int64_t hd() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
-    bool plain() const { return !qkv_bias && qk_norm == QkNorm::none && clip_qkv == 0; }
+    bool plain() const { return !qkv_bias && qk_norm == QkNorm::none && clip_qkv == 0 && !mla; }
 };
 
 // RoPE in Hugging Face's rotate_half layout: the cos / sin tables (T, hd / 2) of positions

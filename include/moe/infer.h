@@ -21,6 +21,7 @@ struct InferLayerWeights {
     QMatrix q, k, v, o;                 // (H hd, D), (Hkv hd, D) twice, (D, H hd)
     // The attention's extras (AttentionParams), nullptr when the config has none.
     const float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *q_norm = nullptr, *k_norm = nullptr;
+    MlaWeights mla;                     // multi-head latent attention (config attn.mla), else empty
     MoeLayerParams ffn;                 // the router (f32 views) and experts (views or ffn.quant)
 };
 struct InferWeights {
@@ -62,8 +63,9 @@ public:
     const float* feed(const int32_t* tokens, int64_t n, bool all_logits = false);
     int64_t pos() const { return pos_; }
     int64_t max_ctx() const { return max_ctx_; }
-    // Bytes of the K and V caches (f32, every layer, max_ctx positions).
-    int64_t kv_cache_bytes() const { return 2 * c_.num_layers * c_.attn.n_kv_heads * max_ctx_ * c_.attn.hd() * 4; }
+    // Bytes of the K and V caches (f32, every layer, max_ctx positions); with multi-head latent
+    // attention, of the latent caches ((kv_lora_rank + qk_rope_head_dim) floats a position).
+    int64_t kv_cache_bytes() const;
     void reset() { pos_ = 0; }
 
 private:
@@ -72,7 +74,8 @@ private:
     ModelConfig c_;
     InferWeights w_;  // views: the weights stay with the caller (or with w_.keep)
     int64_t max_ctx_ = 0, pos_ = 0;
-    std::vector<std::vector<float>> k_, v_;  // per layer (Hkv, max_ctx, hd)
+    std::vector<std::vector<float>> k_, v_;  // per layer (Hkv, max_ctx, hd); empty with MLA
+    std::vector<MlaAttention> mla_;          // per layer, with its latent cache (attn.mla only)
     std::vector<float> cos_, sin_;           // (max_ctx, hd / 2)
     std::vector<MoeLayerCache> moe_;         // one, shared by the layers (buffers reused)
     std::vector<float> h_, n_, q_, kn_, vn_, o_, sub_, scores_, logits_, rstd_;

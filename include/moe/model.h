@@ -12,6 +12,7 @@
 #include "moe/arch.h"
 #include "moe/arena.h"
 #include "moe/attention.h"
+#include "moe/mla.h"
 #include "moe/moe_layer.h"
 
 namespace moe {
@@ -21,6 +22,7 @@ struct ModelConfig {
     int64_t vocab_size = 0;    // V
     int64_t num_layers = 0;    // L
     AttentionConfig attn;      // hidden_size = attn.d_model, heads, head_dim, rope_theta
+    MlaConfig mla;             // the latent attention's sizes when attn.mla (DeepSeek), else unused
     MoeLayerConfig moe;        // d_model must equal attn.d_model; n_experts = 0: no MoE layer
     double rms_norm_eps = 1e-5;
     bool tie_word_embeddings = false;
@@ -40,9 +42,24 @@ struct ModelConfig {
 // Throws "[model] ..." when the sizes are impossible or disagree.
 void model_validate(const ModelConfig& c);
 
+// Multi-head latent attention's weights (Hugging Face self_attn.<name>.weight), empty unless
+// attn.mla; letters as in moe/mla.h. q_proj when q_lora_rank is 0, else q_a_proj, q_a_layernorm
+// and q_b_proj.
+struct MlaParams {
+    TensorView q_proj;     // (H (Nd + R), D)
+    TensorView q_a_proj;   // (Qr, D)
+    TensorView q_a_norm;   // (Qr,)  q_a_layernorm
+    TensorView q_b_proj;   // (H (Nd + R), Qr)
+    TensorView kv_a_proj;  // (L + R, D)  kv_a_proj_with_mqa
+    TensorView kv_a_norm;  // (L,)  kv_a_layernorm
+    TensorView kv_b_proj;  // (H (Nd + Vd), L)
+    TensorView o_proj;     // (D, H Vd)
+};
+
 struct ModelLayerParams {
     TensorView input_norm, post_norm;  // (D,)
-    AttentionParams attn;
+    AttentionParams attn;              // empty when attn.mla
+    MlaParams mla;                     // empty unless attn.mla
     MoeLayerParams moe;
 };
 
@@ -56,7 +73,7 @@ struct ModelParams {
 // Reserves every tensor in `arena`; after arena.allocate(), model_params_point gives the views.
 struct ModelSlots {
     size_t embed, final_norm, lm_head;
-    std::vector<std::vector<size_t>> layers;  // input_norm, post_norm, q, k, v, o
+    std::vector<std::vector<size_t>> layers;  // input_norm, post_norm, q, k, v, o, extras, MLA's
     std::vector<MoeLayerParamSlots> moe;
 };
 ModelSlots model_params_reserve(Arena& arena, const ModelConfig& c);

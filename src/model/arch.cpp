@@ -15,6 +15,12 @@ constexpr ArchInfo kArchs[] = {
      {"gate_proj", "up_proj", "down_proj"}, "shared_expert.", false, "shared_expert_gate.weight"},
     {ModelArch::olmoe, "olmoe", "OlmoeForCausalLM", "olmoe", "mlp.", {"gate_proj", "up_proj", "down_proj"},
      "shared_expert.", false, "shared_expert_gate.weight"},
+    // DeepSeek: n_shared_experts merged into one MLP of n_shared_experts * moe_intermediate_size,
+    // without a gate; V3's router adds "mlp.gate.e_score_correction_bias".
+    {ModelArch::deepseek_v2, "deepseek_v2", "DeepseekV2ForCausalLM", "deepseek2", "mlp.",
+     {"gate_proj", "up_proj", "down_proj"}, "shared_experts.", false, ""},
+    {ModelArch::deepseek_v3, "deepseek_v3", "DeepseekV3ForCausalLM", "deepseek2", "mlp.",
+     {"gate_proj", "up_proj", "down_proj"}, "shared_experts.", false, ""},
 };
 
 }  // namespace
@@ -32,6 +38,8 @@ const ArchInfo* arch_find(const std::string& model_type) {
     return nullptr;
 }
 
+bool arch_uses_mla(ModelArch a) { return a == ModelArch::deepseek_v2 || a == ModelArch::deepseek_v3; }
+
 std::string arch_names() {
     std::string s = "moe";
     for (const ArchInfo& i : kArchs) s += std::string(", ") + i.name;
@@ -46,6 +54,8 @@ Reader reader(ModelArch a) {
     case ModelArch::qwen2_moe: return read_qwen2_moe;
     case ModelArch::qwen3_moe: return read_qwen3_moe;
     case ModelArch::olmoe: return read_olmoe;
+    case ModelArch::deepseek_v2: return read_deepseek_v2;
+    case ModelArch::deepseek_v3: return read_deepseek_v3;
     }
     fail("arch", "unknown architecture id " + std::to_string(int(a)));
 }

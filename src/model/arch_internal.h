@@ -30,6 +30,7 @@ public:
     }
     [[noreturn]] void fail(const std::string& what) const { moe::fail("model_config", path_ + ": " + what); }
     const nlohmann::json& json() const { return j_; }
+    const std::string& path() const { return path_; }
 
 private:
     const nlohmann::json& j_;
@@ -42,6 +43,8 @@ void read_mixtral(const ConfigFields& f, ModelConfig& c);
 void read_qwen2_moe(const ConfigFields& f, ModelConfig& c);
 void read_qwen3_moe(const ConfigFields& f, ModelConfig& c);
 void read_olmoe(const ConfigFields& f, ModelConfig& c);
+void read_deepseek_v2(const ConfigFields& f, ModelConfig& c);
+void read_deepseek_v3(const ConfigFields& f, ModelConfig& c);
 
 // The reader of architecture a (the table's second column, kept here: it needs ConfigFields).
 using Reader = void (*)(const ConfigFields&, ModelConfig&);

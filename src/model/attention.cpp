@@ -75,6 +75,9 @@ void attention_validate(const AttentionConfig& c) {
 
 namespace {
 void check_trainable(const char* op, const AttentionConfig& c) {
+    MOE_CHECK(!c.mla, op,
+              "multi-head latent attention (DeepSeek-V2 / V3) is implemented for inference (moe run / generate) "
+              "only; training takes Mixtral-style attention");
     MOE_CHECK(c.plain(), op,
               "q/k/v biases, QK-norm and clip_qkv (Qwen2-MoE, Qwen3-MoE, OLMoE) are implemented for inference "
               "(moe run / generate) only; training takes Mixtral-style attention");

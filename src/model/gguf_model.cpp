@@ -77,6 +77,8 @@ bool gguf_model_supported(const ModelConfig& c, std::string* why) {
         if (why) *why = std::string("this ") + name + " model has no GGUF form llama.cpp runs: " + reason;
         return false;
     };
+    if (c.attn.mla || arch_uses_mla(c.arch))
+        return no("DeepSeek's GGUF (llama.cpp's deepseek2) is not implemented in moe yet");
     if (c.arch == ModelArch::mixtral)
         return model_is_mixtral(c) ||
                no("llama's architecture with experts needs every layer MoE with a softmax top-k router, renormalised "
@@ -203,6 +205,9 @@ ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info) {
             m.renormalize = false;
             c.attn.qk_norm = QkNorm::full;
             break;
+        case ModelArch::deepseek_v2:
+        case ModelArch::deepseek_v3:  // not in the list above: llama.cpp's deepseek2 is not mapped
+            fail(kOp, path + ": DeepSeek's GGUF (deepseek2) is not supported yet; load the Hugging Face directory");
     }
     if (info) info->max_position_embeddings = int_or("context_length", 4096);
     try {

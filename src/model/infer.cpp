@@ -54,6 +54,12 @@ InferWeights infer_weights(const ModelParams& p, const ModelConfig& c) {
         L.v_bias = opt(lp.attn.v_bias);
         L.q_norm = opt(lp.attn.q_norm);
         L.k_norm = opt(lp.attn.k_norm);
+        if (c.attn.mla) {
+            const MlaParams& m = lp.mla;
+            auto mat = [](const TensorView& t) { return t.numel() > 0 ? f32_matrix(t) : QMatrix{}; };
+            L.mla = {mat(m.q_proj), mat(m.q_a_proj), mat(m.q_b_proj), mat(m.kv_a_proj), mat(m.kv_b_proj),
+                     mat(m.o_proj), opt(m.q_a_norm), opt(m.kv_a_norm), QMatrix{}};
+        }
         L.ffn = lp.moe;
         w.layers.push_back(L);
     }
@@ -67,6 +73,12 @@ double infer_active_bytes(const InferWeights& w, const ModelConfig& c) {
         const InferLayerWeights& L = w.layers[size_t(l)];
         const MoeLayerConfig f = c.ffn(l);
         b += 8 * D + matrix_bytes(L.q) + matrix_bytes(L.k) + matrix_bytes(L.v) + matrix_bytes(L.o);
+        if (c.attn.mla) {  // the latent attention's matrices and its two RMSNorms
+            const MlaWeights& m = L.mla;
+            for (const QMatrix* q : {&m.q_proj, &m.q_a_proj, &m.q_b_proj, &m.kv_a_proj, &m.kv_b_proj, &m.o_proj})
+                if (q->data) b += matrix_bytes(*q);
+            b += 4 * double(c.mla.q_lora_rank + c.mla.kv_lora_rank);
+        }
         b += 4 * double(L.ffn.router.numel());
         const double K = double(f.top_k), E = double(f.n_experts);
         if (L.ffn.quant.active())
@@ -85,11 +97,25 @@ InferSession::InferSession(const ModelConfig& c, const InferWeights& w, int64_t 
     MOE_CHECK(int64_t(w_.layers.size()) == c_.num_layers, "infer",
               "the weights have " + std::to_string(w_.layers.size()) + " layers, the config " + std::to_string(c_.num_layers));
     c_.moe.router.training = false;  // no noise, jitter or random routing at inference
+    moe_.resize(1);  // one for every layer: inference keeps nothing for a backward
+    if (c_.attn.mla) {  // each layer caches its latents; no per-head K / V, no RoPE table here
+        mla_.reserve(size_t(c_.num_layers));
+        for (int64_t l = 0; l < c_.num_layers; ++l) mla_.emplace_back(c_.mla, max_ctx);
+        return;
+    }
     const int64_t hd = c_.attn.hd(), Hkv = c_.attn.n_kv_heads;
     k_.assign(size_t(c_.num_layers), std::vector<float>(size_t(Hkv * max_ctx * hd)));
     v_.assign(size_t(c_.num_layers), std::vector<float>(size_t(Hkv * max_ctx * hd)));
-    moe_.resize(1);  // one for every layer: inference keeps nothing for a backward
     rope_table(cos_, sin_, max_ctx, hd, c_.attn.rope_theta);
+}
+
+int64_t InferSession::kv_cache_bytes() const {
+    if (c_.attn.mla) {
+        int64_t b = 0;
+        for (const MlaAttention& m : mla_) b += m.cache_bytes();
+        return b;
+    }
+    return 2 * c_.num_layers * c_.attn.n_kv_heads * max_ctx_ * c_.attn.hd() * 4;
 }
 
 void InferSession::qkv_extras(const InferLayerWeights& lw, int64_t n) {
@@ -122,6 +148,10 @@ void InferSession::qkv_extras(const InferLayerWeights& lw, int64_t n) {
 
 void InferSession::attention(int64_t l, const float* x, float* out, int64_t n) {
     const InferLayerWeights& lw = w_.layers[size_t(l)];
+    if (c_.attn.mla) {
+        mla_[size_t(l)].forward(lw.mla, x, out, n, pos_, qmm_);
+        return;
+    }
     const int64_t D = c_.hidden(), H = c_.attn.n_heads, Hkv = c_.attn.n_kv_heads, hd = c_.attn.hd();
     const int64_t qw = H * hd, kw = Hkv * hd, half = hd / 2, group = H / Hkv, end = pos_ + n;
     q_.resize(size_t(n * qw));

@@ -60,6 +60,16 @@ void model_validate(const ModelConfig& c) {
         MOE_CHECK(l >= 0 && l < c.num_layers, op,
                   "mlp_only_layers names layer " + std::to_string(l) + "; layers are 0.." + std::to_string(c.num_layers - 1));
     attention_validate(c.attn);
+    if (c.attn.mla) {
+        mla_validate(c.mla);
+        MOE_CHECK(c.mla.d_model == c.attn.d_model && c.mla.n_heads == c.attn.n_heads, op,
+                  "the latent attention's hidden_size / heads (" + std::to_string(c.mla.d_model) + ", " +
+                      std::to_string(c.mla.n_heads) + ") must equal the model's (" + std::to_string(c.attn.d_model) +
+                      ", " + std::to_string(c.attn.n_heads) + ")");
+        MOE_CHECK(c.attn.n_kv_heads == c.attn.n_heads, op,
+                  "multi-head latent attention has as many key / value heads as heads: num_key_value_heads = " +
+                      std::to_string(c.attn.n_kv_heads) + " must equal num_attention_heads = " + std::to_string(c.attn.n_heads));
+    }
     for (int64_t l = 0; l < c.num_layers; ++l) moe_layer_validate(c.ffn(l));
 }
 
@@ -72,15 +82,26 @@ ModelSlots model_params_reserve(Arena& a, const ModelConfig& c) {
     for (int64_t l = 0; l < c.num_layers; ++l) {
         // input_norm, post_norm, q, k, v, o, then the extras (empty when the config has none):
         // q / k / v biases, q / k norms.
+        // Multi-head latent attention replaces q / k / v / o (reserved empty), then its own.
+        const bool std_attn = !c.attn.mla;
         const bool bias = c.attn.qkv_bias;
         const int64_t qn = c.attn.qk_norm == QkNorm::none ? 0 : c.attn.qk_norm == QkNorm::head ? hd : H * hd;
         const int64_t kn = c.attn.qk_norm == QkNorm::none ? 0 : c.attn.qk_norm == QkNorm::head ? hd : Hkv * hd;
-        s.layers.push_back({a.reserve(DType::f32, {D}), a.reserve(DType::f32, {D}),
-                            a.reserve(DType::f32, {H * hd, D}), a.reserve(DType::f32, {Hkv * hd, D}),
-                            a.reserve(DType::f32, {Hkv * hd, D}), a.reserve(DType::f32, {D, H * hd}),
+        auto mat = [&](bool on, int64_t rows, int64_t cols) {
+            return on ? a.reserve(DType::f32, {rows, cols}) : a.reserve(DType::f32, {0});
+        };
+        s.layers.push_back({a.reserve(DType::f32, {D}), a.reserve(DType::f32, {D}), mat(std_attn, H * hd, D),
+                            mat(std_attn, Hkv * hd, D), mat(std_attn, Hkv * hd, D), mat(std_attn, D, H * hd),
                             a.reserve(DType::f32, {bias ? H * hd : 0}), a.reserve(DType::f32, {bias ? Hkv * hd : 0}),
                             a.reserve(DType::f32, {bias ? Hkv * hd : 0}), a.reserve(DType::f32, {qn}),
                             a.reserve(DType::f32, {kn})});
+        const MlaConfig& m = c.mla;
+        const bool mla = c.attn.mla, qa = mla && m.q_lora_rank > 0;
+        const int64_t Qr = m.q_lora_rank, Lr = m.kv_lora_rank, R = m.qk_rope_head_dim, qk = m.qk_head_dim();
+        for (size_t t : {mat(mla && !qa, H * qk, D), mat(qa, Qr, D), a.reserve(DType::f32, {qa ? Qr : 0}),
+                         mat(qa, H * qk, Qr), mat(mla, Lr + R, D), a.reserve(DType::f32, {mla ? Lr : 0}),
+                         mat(mla, H * (m.qk_nope_head_dim + m.v_head_dim), Lr), mat(mla, D, H * m.v_head_dim)})
+            s.layers.back().push_back(t);
         s.moe.push_back(moe_layer_params_reserve(a, c.ffn(l)));
     }
     s.final_norm = a.reserve(DType::f32, {D});
@@ -100,6 +121,8 @@ ModelParams model_params_point(const Arena& a, const ModelSlots& s, const ModelC
         lp.post_norm = a.view(t[1]);
         lp.attn = {a.view(t[2]), a.view(t[3]), a.view(t[4]), a.view(t[5]), a.view(t[6]),
                    a.view(t[7]), a.view(t[8]), a.view(t[9]), a.view(t[10])};
+        lp.mla = {a.view(t[11]), a.view(t[12]), a.view(t[13]), a.view(t[14]),
+                  a.view(t[15]), a.view(t[16]), a.view(t[17]), a.view(t[18])};
         lp.moe = moe_layer_params_point(a, s.moe[size_t(l)]);
         p.layers.push_back(lp);
     }
@@ -129,6 +152,11 @@ void model_params_init(const ModelParams& p, const ModelConfig& c, uint64_t seed
         matrix(lp.attn.o_proj);
         ones(lp.attn.q_norm);
         ones(lp.attn.k_norm);  // the biases stay 0
+        for (const TensorView* t : {&lp.mla.q_proj, &lp.mla.q_a_proj, &lp.mla.q_b_proj, &lp.mla.kv_a_proj,
+                                    &lp.mla.kv_b_proj, &lp.mla.o_proj})
+            matrix(*t);
+        ones(lp.mla.q_a_norm);
+        ones(lp.mla.kv_a_norm);
         moe_layer_params_init(lp.moe, seed + 1000 + l);
     }
     ones(p.final_norm);
@@ -167,6 +195,14 @@ std::vector<std::pair<std::string, TensorView>> names(const ModelParams& p, cons
         add(pre + "self_attn.v_proj.bias", lp.attn.v_bias);
         add(pre + "self_attn.q_norm.weight", lp.attn.q_norm);
         add(pre + "self_attn.k_norm.weight", lp.attn.k_norm);
+        add(pre + "self_attn.q_proj.weight", lp.mla.q_proj);  // MLA: the std. q_proj is empty
+        add(pre + "self_attn.q_a_proj.weight", lp.mla.q_a_proj);
+        add(pre + "self_attn.q_a_layernorm.weight", lp.mla.q_a_norm);
+        add(pre + "self_attn.q_b_proj.weight", lp.mla.q_b_proj);
+        add(pre + "self_attn.kv_a_proj_with_mqa.weight", lp.mla.kv_a_proj);
+        add(pre + "self_attn.kv_a_layernorm.weight", lp.mla.kv_a_norm);
+        add(pre + "self_attn.kv_b_proj.weight", lp.mla.kv_b_proj);
+        add(pre + "self_attn.o_proj.weight", lp.mla.o_proj);
         add(pre + "post_attention_layernorm.weight", lp.post_norm);
         if (!c.is_moe_layer(int64_t(l))) {  // the router of a one-expert layer is not a parameter
             add(pre + "mlp.gate_proj.weight", slice(m.w1, 0));

@@ -101,7 +101,7 @@ ModelConfig model_config_read(const std::string& path, ModelFileInfo* info) {
     c.rms_norm_eps = f.get("rms_norm_eps", 1e-5);
     c.tie_word_embeddings = f.get("tie_word_embeddings", false);
     if (f.get("hidden_act", std::string("silu")) != "silu") f.fail("hidden_act must be \"silu\" (SwiGLU experts)");
-    if (f.has("rope_scaling")) {
+    if (f.has("rope_scaling") && !arch_uses_mla(a->id)) {  // DeepSeek's reader takes yarn
         const nlohmann::json& rs = j["rope_scaling"];
         const std::string kind = rs.is_object() ? rs.value("rope_type", rs.value("type", std::string())) : std::string();
         if (kind != "default")

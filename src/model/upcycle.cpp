@@ -32,6 +32,8 @@ void model_upcycle(const ModelConfig& src_c, const ModelParams& src, const Model
     const char* op = "upcycle";
     model_validate(src_c);
     model_validate(dst_c);
+    MOE_CHECK(!src_c.attn.mla && !dst_c.attn.mla, op,
+              "multi-head latent attention (DeepSeek) cannot be upcycled: moe writes Mixtral-style attention only");
     MOE_CHECK(src_c.vocab_size == dst_c.vocab_size && src_c.num_layers == dst_c.num_layers &&
                   src_c.hidden() == dst_c.hidden() && src_c.attn.n_heads == dst_c.attn.n_heads &&
                   src_c.attn.n_kv_heads == dst_c.attn.n_kv_heads && src_c.attn.hd() == dst_c.attn.hd() &&
