@@ -104,10 +104,27 @@ InferWeights hf_infer_weights(const std::string& dir, const ModelConfig& c) {
         InferLayerWeights L;
         L.input_norm = f32(pre + "input_layernorm.weight", {D});
         L.post_norm = f32(pre + "post_attention_layernorm.weight", {D});
-        L.q = matrix(at + "q_proj.weight", qw, D);
-        L.k = matrix(at + "k_proj.weight", kw, D);
-        L.v = matrix(at + "v_proj.weight", kw, D);
-        L.o = matrix(at + "o_proj.weight", D, qw);
+        if (c.attn.mla) {  // DeepSeek's latent attention: its own matrices and two RMSNorms
+            const MlaConfig& a = c.mla;
+            const int64_t H = a.n_heads, qk = a.qk_head_dim(), Lr = a.kv_lora_rank, Qr = a.q_lora_rank;
+            MlaWeights& m = L.mla;
+            if (Qr > 0) {
+                m.q_a_proj = matrix(at + "q_a_proj.weight", Qr, D);
+                m.q_a_norm = f32(at + "q_a_layernorm.weight", {Qr});
+                m.q_b_proj = matrix(at + "q_b_proj.weight", H * qk, Qr);
+            } else {
+                m.q_proj = matrix(at + "q_proj.weight", H * qk, D);
+            }
+            m.kv_a_proj = matrix(at + "kv_a_proj_with_mqa.weight", Lr + a.qk_rope_head_dim, D);
+            m.kv_a_norm = f32(at + "kv_a_layernorm.weight", {Lr});
+            m.kv_b_proj = matrix(at + "kv_b_proj.weight", H * (a.qk_nope_head_dim + a.v_head_dim), Lr);
+            m.o_proj = matrix(at + "o_proj.weight", D, H * a.v_head_dim);
+        } else {
+            L.q = matrix(at + "q_proj.weight", qw, D);
+            L.k = matrix(at + "k_proj.weight", kw, D);
+            L.v = matrix(at + "v_proj.weight", kw, D);
+            L.o = matrix(at + "o_proj.weight", D, qw);
+        }
         if (c.attn.qkv_bias) {
             L.q_bias = f32(at + "q_proj.bias", {qw});
             L.k_bias = f32(at + "k_proj.bias", {kw});
