@@ -15,6 +15,7 @@
 #include <string>
 
 #include "layer_fixture.h"
+#include "text_fixture.h"
 #include "moe/error.h"
 #include "moe/files.h"
 #include "moe/gguf.h"
@@ -24,13 +25,14 @@
 #include "moe/tokenizer.h"
 
 using namespace moe;
+using moe::test::corpus_lines;
+using moe::test::fixture_json;
 using moe::test::error_of;
 
 namespace {
 
 const std::string kDir = MOE_FIXTURE_DIR;
 
-nlohmann::json fixture_json(const std::string& name) { return nlohmann::json::parse(read_file(kDir + "/" + name, "test")); }
 
 const nlohmann::json& cases() {
     static const nlohmann::json c = fixture_json("tokenizer_pretok_cases.json");
@@ -46,14 +48,6 @@ std::string temp_dir(const std::string& name) {
 
 std::string dump(const std::string& s) { return nlohmann::json(s).dump(); }
 
-std::vector<std::string> corpus_lines() {
-    const std::string text = read_file(kDir + "/kjv_genesis.txt", "test");
-    std::vector<std::string> lines;
-    size_t start = 0;
-    for (size_t at; (at = text.find('\n', start)) != std::string::npos; start = at + 1) lines.push_back(text.substr(start, at - start));
-    lines.push_back(text.substr(start));
-    return lines;
-}
 
 // The corpus line by line: token count and FNV-1a of the ids (as the generator computes them).
 std::pair<int64_t, std::string> corpus_fingerprint(const BpeTokenizer& t) {

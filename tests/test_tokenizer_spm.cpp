@@ -16,6 +16,7 @@
 #include <string>
 
 #include "layer_fixture.h"
+#include "text_fixture.h"
 #include "moe/error.h"
 #include "moe/files.h"
 #include "moe/gguf.h"
@@ -24,13 +25,14 @@
 #include "moe/tokenizer.h"
 
 using namespace moe;
+using moe::test::corpus_lines;
+using moe::test::fixture_json;
 using moe::test::error_of;
 
 namespace {
 
 const std::string kDir = MOE_FIXTURE_DIR;
 
-nlohmann::json fixture_json(const std::string& name) { return nlohmann::json::parse(read_file(kDir + "/" + name, "test")); }
 
 std::string temp_dir(const std::string& name) {
     const std::string d = ::testing::TempDir() + "/moe_spm_" + name;
@@ -49,14 +51,6 @@ std::string variant_file(const std::string& variant, const nlohmann::json& norma
     return path;
 }
 
-std::vector<std::string> corpus_lines() {
-    const std::string text = read_file(kDir + "/kjv_genesis.txt", "test");
-    std::vector<std::string> lines;
-    size_t start = 0;
-    for (size_t at; (at = text.find('\n', start)) != std::string::npos; start = at + 1) lines.push_back(text.substr(start, at - start));
-    lines.push_back(text.substr(start));
-    return lines;
-}
 
 uint64_t fnv1a(const std::vector<int32_t>& ids, uint64_t h) {
     for (int32_t id : ids)
