@@ -48,6 +48,7 @@ struct TrainOptions {
     std::string prompt = "And God said";
     uint64_t seed = 1;
     int threads = 0;
+    int expert_ranks = 0;  // under mpirun: ranks holding one copy of the experts (0 = all)
     RouterCliOptions router;
 };
 
@@ -246,11 +247,15 @@ void train_loop(const TrainOptions& opts, TrainDist* dist) {
                      train_text.size(), val_text.size());
     t->configure();
     if (dist) {
-        dist->setup(t->cfg, o.batch);
+        dist->setup(t->cfg, o.batch, o.expert_ranks);
         if (lead)
-            std::fprintf(stderr, "moe train: %d ranks (mpirun), %lld of %lld experts and %lld of %lld sequences per rank\n",
-                         dist->ranks(), (long long)dist->n_local_experts(), (long long)t->cfg.moe.n_experts,
-                         (long long)(o.batch / dist->ranks()), (long long)o.batch);
+            std::fprintf(stderr, "moe train: %d ranks (mpirun), %lld of %lld experts and %lld of %lld sequences per rank, "
+                         "%d copies of the experts\n", dist->ranks(), (long long)dist->n_local_experts(),
+                         (long long)t->cfg.moe.n_experts, (long long)(o.batch / dist->ranks()), (long long)o.batch,
+                         dist->ranks() / dist->expert_ranks());
+    } else {
+        MOE_CHECK(o.expert_ranks <= 1, "train",
+                  "--expert-ranks " + std::to_string(o.expert_ranks) + " needs ranks: launch with mpirun -np N (N a multiple of it)");
     }
     BpeTokenizer tok;
     if (!lead) {
@@ -497,6 +502,7 @@ void register_train(CLI::App& app) {
     cmd->add_option("--save-every", o->save_every, "steps between checkpoints (and at the end; 0 = only at the end)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
     cmd->add_flag("--resume", o->resume, "continue from --out's checkpoint.safetensors and tokenizer.json");
     cmd->add_option("--stop-after", o->stop_after, "stop after this step, checkpointed (an interruption, for testing resume)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+    cmd->add_option("--expert-ranks", o->expert_ranks, "under mpirun: ranks sharing one copy of the experts (0 = all); the N / G copies average their gradients")->check(CLI::Range(0, 1 << 20));
     add_router_options(cmd, o->router);
     cmd->callback([o] { run_train(*o); });
 }

@@ -28,26 +28,34 @@ TrainDist::TrainDist() : session_(nullptr, nullptr), world_(dist::Comm::world())
 
 TrainDist::~TrainDist() = default;
 
-void TrainDist::setup(const ModelConfig& c, int64_t batch) {
+void TrainDist::setup(const ModelConfig& c, int64_t batch, int expert_ranks) {
     const std::string N = std::to_string(ranks_);
     MOE_CHECK(batch % ranks_ == 0, "train",
               "--batch " + std::to_string(batch) + " does not split over " + N + " ranks (mpirun -np " + N +
                   "): each rank trains on batch / N sequences; pass a multiple of " + N);
+    group_ = expert_ranks > 0 ? expert_ranks : ranks_;
+    MOE_CHECK(ranks_ % group_ == 0, "train",
+              "--expert-ranks " + std::to_string(group_) + " does not divide the " + N + " ranks (mpirun -np " + N +
+                  "): the ranks form N / G copies of the experts, G ranks each");
+    groups_ = dist::dist_split_groups(world_, group_);
     bool any_moe = false;
     for (int64_t l = 0; l < c.num_layers; ++l) any_moe = any_moe || c.is_moe_layer(l);
     if (!any_moe) return;  // a dense model: pure data parallelism, no exchange
     const int64_t E = c.moe.n_experts;
-    MOE_CHECK(E % ranks_ == 0, "train",
-              "--num-local-experts " + std::to_string(E) + " does not split over " + N + " ranks (mpirun -np " + N +
-                  "): every rank holds E / N experts; use a number of ranks that divides " + std::to_string(E));
+    const std::string G = std::to_string(group_);
+    MOE_CHECK(E % group_ == 0, "train",
+              "--num-local-experts " + std::to_string(E) + " does not split over " + G + " ranks (" +
+                  (expert_ranks > 0 ? "--expert-ranks " + G : "mpirun -np " + N) +
+                  "): every rank holds E / " + G + " experts; use a number of ranks that divides " + std::to_string(E) +
+                  (expert_ranks > 0 ? "" : ", or --expert-ranks G with G dividing both"));
     // The router's bias is replicated; its load-based update would drift apart on each rank's
     // own loads. Soft MoE mixes every token of the batch into each slot: not per rank.
     MOE_CHECK(c.moe.router.kind != RouterKind::sigmoid_bias && c.moe.router.kind != RouterKind::soft_moe, "train",
               std::string("--router ") + router_kind_name(c.moe.router.kind) +
                   " does not train under mpirun yet (docs/distributed.md, \"Training under mpirun\"); run it in one "
                   "process");
-    n_local_ = E / ranks_;
-    exchange_ = std::make_unique<MpiExchange>(world_, E);
+    n_local_ = E / group_;
+    exchange_ = std::make_unique<MpiExchange>(groups_.experts, E);
 }
 
 void TrainDist::reduce_grads(const NamedTensors& grads) {
@@ -65,6 +73,10 @@ void TrainDist::reduce_grads(const NamedTensors& grads) {
             at += t.numel();
         }
     world_.allreduce_sum(staging_.data(), n);
+    // Several copies of the experts (G < N): each copy's gradient sums its own group's tokens.
+    if (group_ < ranks_)
+        for (const auto& [name, t] : grads)
+            if (is_expert_tensor(name)) groups_.data.allreduce_sum(t.f32(), t.numel());
     at = 0;
     for (const auto& [name, t] : grads) {
         float* g = t.f32();
@@ -79,7 +91,8 @@ void TrainDist::reduce_grads(const NamedTensors& grads) {
 
 double TrainDist::grad_norm(const std::vector<AdamWTensor>& opt, const std::vector<bool>& is_expert) const {
     // [0] the replicated tensors' squares (the same on every rank after reduce_grads: counted
-    // once), [1] this rank's expert shards' (summed over ranks).
+    // once), [1] this rank's expert shards' (summed over its expert group: the other copies
+    // hold the same gradients).
     double ss[2] = {0, 0};
     for (size_t i = 0; i < opt.size(); ++i) {
         double s = 0;
@@ -88,7 +101,7 @@ double TrainDist::grad_norm(const std::vector<AdamWTensor>& opt, const std::vect
         for (int64_t j = 0; j < opt[i].n; ++j) s += double(g[j]) * g[j];
         ss[is_expert[i] ? 1 : 0] += s;
     }
-    world_.allreduce_sum(&ss[1], 1);
+    groups_.experts.allreduce_sum(&ss[1], 1);
     return std::sqrt(ss[0] + ss[1]);
 }
 
@@ -105,10 +118,10 @@ void TrainDist::slice(const NamedTensors& full, const NamedTensors& local) const
     MOE_CHECK(full.size() == local.size(), "train", "internal: the full and the sharded model differ in tensors");
     for (size_t i = 0; i < full.size(); ++i) {
         const TensorView &f = full[i].second, &l = local[i].second;
-        const int64_t parts = is_expert_tensor(local[i].first) ? ranks_ : 1;
+        const int64_t parts = is_expert_tensor(local[i].first) ? group_ : 1;
         MOE_CHECK(full[i].first == local[i].first && f.numel() == l.numel() * parts, "train",
                   "internal: " + local[i].first + " is not 1/" + std::to_string(parts) + " of " + full[i].first);
-        const int64_t at = parts > 1 ? rank_ * l.numel() : 0;
+        const int64_t at = parts > 1 ? shard().index * l.numel() : 0;
         std::memcpy(l.f32(), f.f32() + at, size_t(l.numel()) * sizeof(float));
     }
 }
@@ -118,9 +131,10 @@ void TrainDist::gather(const NamedTensors& local, const NamedTensors& full) cons
     for (size_t i = 0; i < local.size(); ++i) {
         const TensorView& l = local[i].second;
         if (is_expert_tensor(local[i].first)) {
-            // Rank r's experts are rows [r E/N, (r+1) E/N) of the stacked tensor: MPI_Gather's
-            // layout exactly.
-            world_.gather(l.f32(), l.numel(), lead() ? full[i].second.f32() : nullptr, 0);
+            // Position p of a group holds rows [p E/G, (p+1) E/G) of the stacked tensor:
+            // MPI_Gather's layout exactly. The first group (world ranks 0..G-1) is gathered; the
+            // other copies are the same.
+            if (rank_ < group_) groups_.experts.gather(l.f32(), l.numel(), lead() ? full[i].second.f32() : nullptr, 0);
         } else if (lead()) {
             std::memcpy(full[i].second.f32(), l.f32(), size_t(l.numel()) * sizeof(float));
         }

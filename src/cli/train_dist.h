@@ -1,9 +1,11 @@
 // moe train under mpirun (docs/distributed.md, "Training under mpirun"): expert parallelism for
 // the routed experts, data parallelism for everything else. Every rank holds the replicated
-// tensors whole and E / N experts of each MoE layer; the global batch of B sequences is split
-// into N slices of B / N, one per rank; the MoE layers' all-to-all (MpiExchange) brings every
-// rank's rows to the experts' owners. After backward the replicated gradients are averaged over
-// the ranks; an expert's gradient already sums every rank's tokens and is only rescaled.
+// tensors whole and E / G experts of each MoE layer, G = the expert group size (all N ranks by
+// default; with G < N the world is N / G replicas of G ranks, dist_split_groups); the global
+// batch of B sequences is split into N slices of B / N, one per rank; the MoE layers' all-to-all
+// (MpiExchange over the rank's expert group) brings the group's rows to the experts' owners.
+// After backward the replicated gradients are averaged over all ranks; an expert's gradient
+// already sums its group's tokens: it is summed over the replicas and rescaled.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -34,11 +36,13 @@ public:
     int ranks() const { return ranks_; }
     bool lead() const { return rank_ == 0; }  // prints, logs and writes the run's files
 
-    // Checks that N divides E and the batch, and that the router works per rank; creates the
-    // exchange. Throws "[train] ..." naming N, the value and the fix.
-    void setup(const ModelConfig& c, int64_t batch);
+    // Checks that N divides the batch, that the expert group size G (0 = N) divides N and E, and
+    // that the router works per rank; makes the groups and the exchange. Throws "[train] ..."
+    // naming N, the value and the fix.
+    void setup(const ModelConfig& c, int64_t batch, int expert_ranks);
     int64_t n_local_experts() const { return n_local_; }  // 0 for a model without MoE layers
-    ExpertShard shard() const { return {rank_, ranks_}; }
+    int expert_ranks() const { return group_; }           // G
+    ExpertShard shard() const { return {rank_ % group_, group_}; }
     ExpertExchange* exchange() { return exchange_.get(); }
     // This rank's sequences of a global batch of B: [begin, begin + B / N).
     int64_t batch_begin(int64_t B) const { return B / ranks_ * rank_; }
@@ -73,8 +77,9 @@ private:
     TrainDist();
     dist::Session session_;
     dist::Comm world_;
-    int rank_ = 0, ranks_ = 1;
+    int rank_ = 0, ranks_ = 1, group_ = 1;
     int64_t n_local_ = 0;
+    dist::ParallelGroups groups_;  // experts: this rank's G ranks; data: the ranks with its shard
     std::unique_ptr<MpiExchange> exchange_;
     std::vector<float> staging_;  // replicated gradients packed for one allreduce
 };

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # moe train under mpirun (docs/distributed.md, "Training under mpirun").
 # Usage: train_dist_test.sh CASE MOE_BINARY CORPUS WORKDIR MPIRUN...
-#   match:   the per-step losses (and validation losses) of 2 and 4 ranks equal one process's
-#   reshard: a checkpoint written by 2 ranks, resumed on 1, 2 and 4 ranks, continues with the
-#            losses of the uninterrupted 2-rank run
-#   errors:  -np 3 with 4 experts, and a batch that does not split, are refused with the fix
+#   match:   the per-step losses (and validation losses) of 2 and 4 ranks equal one process's,
+#            also with 4 ranks as 2 copies of the experts on 2 ranks each (--expert-ranks 2)
+#   reshard: a checkpoint written by 2 ranks, resumed on 1, 2 and 4 ranks (and 4 as 2 copies of
+#            the experts), and one written by 4 ranks as 2 copies resumed in one process,
+#            continue with the losses of the uninterrupted 2-rank run
+#   errors:  -np 3 with 4 experts, a batch that does not split, an expert group that does not
+#            divide the ranks, are refused with the fix
 # Losses agree to a relative 1e-5, not bit for bit: a rank's GEMMs see B / N sequences instead of
 # B (OpenBLAS blocks by rows), the replicated gradients are summed by MPI in its own order, and
 # each expert sums every rank's rows at once. The balance loss is per rank (not linear in the
@@ -54,6 +57,13 @@ match)
     # The whole model gathered by rank 0: the sample's model file holds every expert.
     grep -q "8 steps.*validation loss" "$work/np$np.log" || { echo "FAIL: no summary"; cat "$work/np$np.log"; exit 1; }
   done
+  # Expert parallelism inside data parallelism: 2 copies of the experts, 2 ranks each.
+  run 4 "$work/np4g2" --expert-ranks 2
+  grep -q "4 ranks (mpirun), 2 of 4 experts and 1 of 4 sequences per rank, 2 copies of the experts" "$work/np4g2.log" ||
+    { echo "FAIL: np 4 --expert-ranks 2 did not run 2 copies"; cat "$work/np4g2.log"; exit 1; }
+  compare "$work/np1" "$work/np4g2" loss 8
+  compare "$work/np1" "$work/np4g2" val_loss 2
+  compare "$work/np1" "$work/np4g2" grad_norm 8
   # Only rank 0 logs: one line per step.
   [ "$(grep -c '"step"' "$work/np2/metrics.jsonl")" -eq 8 ] || { echo "FAIL: metrics.jsonl has other than 8 lines"; exit 1; }
   echo "PASS: 2 and 4 ranks train with the losses of one process"
@@ -67,6 +77,15 @@ reshard)
     compare "$work/straight" "$work/to$to" loss 8
     compare "$work/straight" "$work/to$to" val_loss 2
   done
+  # 4 ranks as 2 copies of the experts: resumed from the 2-rank checkpoint, and writing one
+  # (gathered from the first copy) that one process resumes.
+  cp -r "$work/stopped" "$work/to4g2"
+  run 4 "$work/to4g2" --resume --expert-ranks 2
+  compare "$work/straight" "$work/to4g2" loss 8
+  run 4 "$work/g2stopped" --expert-ranks 2 --stop-after 4
+  run 0 "$work/g2stopped" --resume
+  compare "$work/straight" "$work/g2stopped" loss 8
+  compare "$work/straight" "$work/g2stopped" val_loss 2
   # The 2-rank checkpoint is the single-process format: moe generate reads it.
   gen=$("$moe" generate -m "$work/straight" -p "And God" -n 4 --temp 0 -t 1)
   case "$gen" in "And God"?*) ;; *) echo "FAIL: moe generate printed: $gen"; exit 1 ;; esac
@@ -82,6 +101,10 @@ errors)
     echo "FAIL: a batch of 3 on 2 ranks accepted"; exit 1
   fi
   echo "$out" | grep -q "batch 3 does not split over 2 ranks" || { echo "FAIL: unclear error: $out"; exit 1; }
+  if out=$("${mpirun[@]}" -np 2 "$moe" train "${args[@]}" --expert-ranks 4 --out "$work/g4" 2>&1); then
+    echo "FAIL: --expert-ranks 4 on 2 ranks accepted"; exit 1
+  fi
+  echo "$out" | grep -q "expert-ranks 4 does not divide the 2 ranks" || { echo "FAIL: unclear error: $out"; exit 1; }
   echo "PASS: ranks that do not divide the experts or the batch are refused"
   ;;
 *) echo "unknown case $case"; exit 2 ;;
