@@ -380,8 +380,12 @@ void train_loop(const TrainOptions& opts, TrainDist* dist) {
         const double gnorm = dist ? adamw_step(t->opt, oc, step, dist->grad_norm(t->opt, t->opt_expert))
                                   : adamw_step(t->opt, oc, step);
         for (int64_t l = 0; l < t->cfg.num_layers; ++l)  // DeepSeek-V3's aux-loss-free bias (sigmoid_bias)
-            if (t->cfg.is_moe_layer(l))
-                moe_layer_update_bias(t->p.layers[size_t(l)].moe, t->cache.layers[size_t(l)].moe, t->cfg.moe);
+            if (t->cfg.is_moe_layer(l) && t->cfg.moe.router.kind == RouterKind::sigmoid_bias) {
+                // Under mpirun from the load of every rank's tokens: the bias stays one tensor.
+                std::vector<double> load = moe_layer_bias_load(t->cache.layers[size_t(l)].moe, t->cfg.moe);
+                if (dist) dist->sum(load.data(), int64_t(load.size()));
+                moe_layer_update_bias(t->p.layers[size_t(l)].moe, load, t->cfg.moe);
+            }
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         // Fit the schedule to the time budget: after 5 steps, and again after the first
         // validation pass, whose cost then counts too.

@@ -48,9 +48,9 @@ void TrainDist::setup(const ModelConfig& c, int64_t batch, int expert_ranks) {
                   (expert_ranks > 0 ? "--expert-ranks " + G : "mpirun -np " + N) +
                   "): every rank holds E / " + G + " experts; use a number of ranks that divides " + std::to_string(E) +
                   (expert_ranks > 0 ? "" : ", or --expert-ranks G with G dividing both"));
-    // The router's bias is replicated; its load-based update would drift apart on each rank's
-    // own loads. Soft MoE mixes every token of the batch into each slot: not per rank.
-    MOE_CHECK(c.moe.router.kind != RouterKind::sigmoid_bias && c.moe.router.kind != RouterKind::soft_moe, "train",
+    // Soft MoE mixes every token of the batch into each slot: not per rank (the layer refuses an
+    // exchange that is not in place).
+    MOE_CHECK(c.moe.router.kind != RouterKind::soft_moe, "train",
               std::string("--router ") + router_kind_name(c.moe.router.kind) +
                   " does not train under mpirun yet (docs/distributed.md, \"Training under mpirun\"); run it in one "
                   "process");
