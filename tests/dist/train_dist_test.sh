@@ -2,7 +2,8 @@
 # moe train under mpirun (docs/distributed.md, "Training under mpirun").
 # Usage: train_dist_test.sh CASE MOE_BINARY CORPUS WORKDIR MPIRUN...
 #   match:   the per-step losses (and validation losses) of 2 and 4 ranks equal one process's,
-#            also with 4 ranks as 2 copies of the experts on 2 ranks each (--expert-ranks 2)
+#            also with 4 ranks as 2 copies of the experts on 2 ranks each (--expert-ranks 2), and
+#            with the sigmoid_bias router (its bias updated from every rank's load) on 2 ranks
 #   reshard: a checkpoint written by 2 ranks, resumed on 1, 2 and 4 ranks (and 4 as 2 copies of
 #            the experts), and one written by 4 ranks as 2 copies resumed in one process,
 #            continue with the losses of the uninterrupted 2-rank run
