@@ -15,6 +15,12 @@ namespace dist {
 // True when this build talks MPI (-DMOE_MPI=ON).
 bool mpi_built();
 
+// The number of processes an MPI launcher (mpirun / mpiexec / srun) says this job has, read
+// from the environment it sets (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE... ); 0 when this
+// process was not started by one. Works without MPI built in, so that a build without MPI can
+// refuse `mpirun -np 4 moe train` instead of running 4 independent trainings on one --out.
+int launcher_world_size();
+
 // MPI_Init on construction, MPI_Finalize on destruction (one per process, in main). Without
 // MPI it does nothing. Threads: MPI_THREAD_FUNNELED (only the main thread calls MPI, OpenMP
 // workers never do).
@@ -39,6 +45,14 @@ public:
     void allreduce_sum(float* data, int64_t n) const;
     void allreduce_sum(double* data, int64_t n) const;
     void barrier() const;
+    // data (bytes) := root's data on every rank (MPI_Bcast).
+    void broadcast(void* data, int64_t bytes, int root) const;
+    // Rank r's n floats land at recv + r n on root (MPI_Gather; recv is read on root only, and
+    // holds size() n floats there).
+    void gather(const float* send, int64_t n, float* recv, int root) const;
+    // Ends every process of this communicator's job (MPI_Abort) with `code`: for an error on one
+    // rank that the others, waiting in a collective, would never learn of.
+    [[noreturn]] void abort(int code) const;
     // Ranks with the same color form one new communicator, ordered by key (MPI_Comm_split).
     Comm split(int color, int key) const;
 

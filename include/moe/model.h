@@ -76,7 +76,9 @@ struct ModelSlots {
     std::vector<std::vector<size_t>> layers;  // input_norm, post_norm, q, k, v, o, extras, MLA's
     std::vector<MoeLayerParamSlots> moe;
 };
-ModelSlots model_params_reserve(Arena& arena, const ModelConfig& c);
+// n_local_experts > 0 (expert parallelism): the MoE layers get room for that many routed experts
+// only, this rank's (moe_layer_params_reserve); dense FFNs and everything else stay whole.
+ModelSlots model_params_reserve(Arena& arena, const ModelConfig& c, int64_t n_local_experts = 0);
 ModelParams model_params_point(const Arena& arena, const ModelSlots& s, const ModelConfig& c);
 // The three steps at once, for an arena that holds this model alone.
 ModelParams model_params_allocate(Arena& arena, const ModelConfig& c);
@@ -111,6 +113,10 @@ struct ModelCache {
     std::vector<Layer> layers;
     Buffer h_out, hf, logits, dlogits;  // final residual, normed, logits (N, V), d logits
     std::vector<float> rstd_f;
+    // Expert parallelism: moves the MoE layers' rows to the ranks owning their experts (one
+    // exchange shared by every layer; forward and backward must use the same). nullptr: every
+    // expert is in this process.
+    ExpertExchange* exchange = nullptr;
 };
 
 // Forward on tokens (B T,) with targets (B T,) (-100 = ignored). Returns the losses; the

@@ -163,5 +163,11 @@ void moe_layer_backward(TensorView dx, const MoeLayerParams& grads, TensorView d
 // bias_e += bias_update_rate * sign(mean load - load_e), load from the last forward's plan.
 void moe_layer_update_bias(const MoeLayerParams& params, const MoeLayerCache& cache,
                            const MoeLayerConfig& cfg);
+// Its two halves, for data parallelism (the load summed over every rank's tokens before the
+// update, so that the replicated bias stays the same everywhere): the load (E,) of the last
+// forward (every token's K picks, dropped or not), and the update from a load.
+std::vector<double> moe_layer_bias_load(const MoeLayerCache& cache, const MoeLayerConfig& cfg);
+void moe_layer_update_bias(const MoeLayerParams& params, const std::vector<double>& load,
+                           const MoeLayerConfig& cfg);
 
 }  // namespace moe

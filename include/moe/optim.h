@@ -35,5 +35,8 @@ double grad_norm(const std::vector<AdamWTensor>& tensors);
 // clip_grad_norm_ does; grads are const here, so the scale is applied inside the update) and
 // updates every tensor. Returns the gradient norm before clipping.
 double adamw_step(const std::vector<AdamWTensor>& tensors, const AdamWConfig& c, int64_t step);
+// The same with the gradient norm given: data parallelism computes it over every rank's
+// tensors (the replicated ones counted once, the expert shards summed), not over this rank's.
+double adamw_step(const std::vector<AdamWTensor>& tensors, const AdamWConfig& c, int64_t step, double norm);
 
 }  // namespace moe

@@ -1,6 +1,7 @@
 // moe train: trains a small MoE language model on a text file (the KJV Bible by default),
 // with a byte-level BPE tokenizer trained on the same text, AdamW, the warm-up + cosine
-// schedule, a validation split, a JSONL log and a progress line, then prints a sample.
+// schedule, a validation split, a JSONL log and a progress line, then prints a sample. Under
+// mpirun the experts are split between the ranks and the batch too (train_dist.h).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "router_options.h"
 #include "sampling.h"
 #include "train_checkpoint.h"
+#include "train_dist.h"
 #include "moe/error.h"
 #include "moe/files.h"
 #include "moe/gemm.h"
@@ -46,6 +48,7 @@ struct TrainOptions {
     std::string prompt = "And God said";
     uint64_t seed = 1;
     int threads = 0;
+    int expert_ranks = 0;  // under mpirun: ranks holding one copy of the experts (0 = all)
     RouterCliOptions router;
 };
 
@@ -79,8 +82,16 @@ struct Trainer {
     ModelSlots slots;
     ModelParams p, g, m, v;
     std::vector<AdamWTensor> opt;
+    std::vector<bool> opt_expert;  // opt[i] is a routed-expert tensor (sharded under mpirun)
     ModelCache cache;
     std::vector<int32_t> tokens, targets;
+    // Under mpirun: this rank's part, its sequences [b0, b0 + bn) of every batch, and on rank 0
+    // the whole model (every expert) gathered for checkpoints and the sample. One process:
+    // dist = nullptr, b0 = 0, bn = batch.
+    TrainDist* dist = nullptr;
+    int64_t b0 = 0, bn = 0;
+    Arena fpa, fma, fva;
+    ModelParams full, full_m, full_v;
 
     // The model from the options, or (--init) from the init directory's config.json.
     void configure() {
@@ -113,36 +124,70 @@ struct Trainer {
         model_validate(cfg);
     }
 
+    void init_params(const ModelParams& q) {
+        model_params_init(q, cfg, o.seed);
+        // A small embedding and output scale for a stable start (GPT-2 style 0.02 would be too
+        // small for this width); the MoE and attention keep their 1/sqrt(fan_in) init.
+        for (int64_t i = 0; i < q.embed.numel(); ++i) q.embed.f32()[i] *= 0.1f;
+        if (!o.init.empty()) model_load_weights(o.init, cfg, q);
+    }
+
     void build() {
-        slots = model_params_reserve(pa, cfg);
-        for (Arena* a : {&ga, &ma, &va}) model_params_reserve(*a, cfg);
+        const int64_t n_local = dist ? dist->n_local_experts() : 0;
+        slots = model_params_reserve(pa, cfg, n_local);
+        for (Arena* a : {&ga, &ma, &va}) model_params_reserve(*a, cfg, n_local);
         for (Arena* a : {&pa, &ga, &ma, &va}) a->allocate();
         p = model_params_point(pa, slots, cfg);
         g = model_params_point(ga, slots, cfg);
         m = model_params_point(ma, slots, cfg);
         v = model_params_point(va, slots, cfg);
-        model_params_init(p, cfg, o.seed);
-        // A small embedding and output scale for a stable start (GPT-2 style 0.02 would be too
-        // small for this width); the MoE and attention keep their 1/sqrt(fan_in) init.
-        for (int64_t i = 0; i < p.embed.numel(); ++i) p.embed.f32()[i] *= 0.1f;
-        if (!o.init.empty()) model_load_weights(o.init, cfg, p);
+        if (dist == nullptr) {
+            init_params(p);
+        } else {
+            // Every rank draws the whole model as one process does (same seed) and keeps its
+            // experts, so that runs on any number of ranks start from the same weights. Rank 0
+            // keeps the whole model for checkpoints.
+            Arena whole_arena;
+            const ModelParams whole = model_params_allocate(whole_arena, cfg);
+            init_params(whole);
+            dist->slice(model_param_names(whole, cfg), model_param_names(p, cfg));
+            if (dist->lead()) {
+                fpa = std::move(whole_arena);
+                full = whole;
+                full_m = model_params_allocate(fma, cfg);
+                full_v = model_params_allocate(fva, cfg);
+            }
+            cache.exchange = dist->exchange();
+        }
         auto pn = model_param_names(p, cfg), gn = model_param_names(g, cfg);
         auto mn = model_param_names(m, cfg), vn = model_param_names(v, cfg);
         for (size_t i = 0; i < pn.size(); ++i)
-            if (!pn[i].first.ends_with("e_score_correction_bias"))  // set by the bias update, not by AdamW
+            if (!pn[i].first.ends_with("e_score_correction_bias")) {  // set by the bias update, not by AdamW
                 opt.push_back({pn[i].second.f32(), gn[i].second.f32(), mn[i].second.f32(), vn[i].second.f32(),
                            pn[i].second.numel(), pn[i].second.shape.ndim >= 2});
-        const int64_t N = o.batch * o.seq_len;
+                opt_expert.push_back(is_expert_tensor(pn[i].first));
+            }
+        b0 = dist ? dist->batch_begin(o.batch) : 0;
+        bn = dist ? o.batch / dist->ranks() : o.batch;
+        const int64_t N = bn * o.seq_len;
         tokens.resize(size_t(N));
         targets.resize(size_t(N));
     }
 
-    // Fills tokens / targets with `batch` windows of seq_len + 1 starting at `starts`.
+    // Rank 0's whole model := every rank's part (a collective: every rank calls it).
+    void gather_full() {
+        const bool lead = dist->lead();
+        dist->gather(model_param_names(p, cfg), lead ? model_param_names(full, cfg) : NamedTensors{});
+        dist->gather(model_param_names(m, cfg), lead ? model_param_names(full_m, cfg) : NamedTensors{});
+        dist->gather(model_param_names(v, cfg), lead ? model_param_names(full_v, cfg) : NamedTensors{});
+    }
+
+    // Fills tokens / targets with this rank's windows of seq_len + 1 among the batch's `starts`.
     void fill(const TokenFile& data, const std::vector<int64_t>& starts) {
-        for (size_t b = 0; b < starts.size(); ++b)
+        for (int64_t b = 0; b < bn; ++b)
             for (int64_t t = 0; t < o.seq_len; ++t) {
-                tokens[b * size_t(o.seq_len) + size_t(t)] = data.data()[starts[b] + t];
-                targets[b * size_t(o.seq_len) + size_t(t)] = data.data()[starts[b] + t + 1];
+                tokens[size_t(b * o.seq_len + t)] = data.data()[starts[size_t(b0 + b)] + t];
+                targets[size_t(b * o.seq_len + t)] = data.data()[starts[size_t(b0 + b)] + t + 1];
             }
     }
 
@@ -155,10 +200,11 @@ struct Trainer {
             for (int64_t b = 0; b < o.batch; ++b)
                 starts.push_back((e * o.batch + b) * span / (o.eval_batches * o.batch));
             fill(val, starts);
-            sum += model_forward(cache, cfg, p, tokens.data(), targets.data(), o.batch, o.seq_len,
+            sum += model_forward(cache, cfg, p, tokens.data(), targets.data(), bn, o.seq_len,
                                  float(o.aux_coef), float(o.z_coef)).ce;
         }
         cfg.moe.router.training = true;
+        if (dist) sum = dist->mean(sum);  // every rank's mean over as many tokens: the batch's mean
         return sum / double(o.eval_batches);
     }
 };
@@ -181,11 +227,13 @@ std::unique_ptr<TokenFile> token_shard(const std::string& out, const std::string
     return std::make_unique<TokenFile>(path);
 }
 
-void run_train(const TrainOptions& opts) {
+void train_loop(const TrainOptions& opts, TrainDist* dist) {
     if (opts.threads > 0) set_num_threads(opts.threads);
     auto t = std::make_unique<Trainer>();
     t->o = opts;
+    t->dist = dist;
     TrainOptions& o = t->o;
+    const bool lead = dist == nullptr || dist->lead();  // prints and writes the run's files
     const std::string text = read_file(o.data, "train",
                                        "run scripts/setup.sh (it writes data/kjv.txt) or pass --data FILE",
                                        "the corpus");
@@ -194,11 +242,25 @@ void run_train(const TrainOptions& opts) {
     std::filesystem::create_directories(o.out);
     std::string train_text, val_text;
     split_lines(text, train_text, val_text);
-    std::fprintf(stderr, "moe train: %s: %zu bytes (%zu train, %zu validation)\n", o.data.c_str(), text.size(),
-                 train_text.size(), val_text.size());
+    if (lead)
+        std::fprintf(stderr, "moe train: %s: %zu bytes (%zu train, %zu validation)\n", o.data.c_str(), text.size(),
+                     train_text.size(), val_text.size());
     t->configure();
+    if (dist) {
+        dist->setup(t->cfg, o.batch, o.expert_ranks);
+        if (lead)
+            std::fprintf(stderr, "moe train: %d ranks (mpirun), %lld of %lld experts and %lld of %lld sequences per rank, "
+                         "%d copies of the experts\n", dist->ranks(), (long long)dist->n_local_experts(),
+                         (long long)t->cfg.moe.n_experts, (long long)(o.batch / dist->ranks()), (long long)o.batch,
+                         dist->ranks() / dist->expert_ranks());
+    } else {
+        MOE_CHECK(o.expert_ranks <= 1, "train",
+                  "--expert-ranks " + std::to_string(o.expert_ranks) + " needs ranks: launch with mpirun -np N (N a multiple of it)");
+    }
     BpeTokenizer tok;
-    if (o.resume || !o.init.empty()) {  // the run's own tokenizer, so the tokens are the same
+    if (!lead) {
+        // Rank 0 makes (or reads) the tokenizer and encodes the corpus; the others read its files.
+    } else if (o.resume || !o.init.empty()) {  // the run's own tokenizer, so the tokens are the same
         tok = BpeTokenizer::load((o.resume ? o.out : o.init) + "/tokenizer.json");
         if (!o.resume) tok.save(o.out + "/tokenizer.json");
     } else if (!o.tokenizer.empty()) {  // an existing tokenizer.json (e.g. a Llama-style one)
@@ -211,23 +273,32 @@ void run_train(const TrainOptions& opts) {
         std::fprintf(stderr, "\n");
         tok.save(o.out + "/tokenizer.json");
     }
+    if (dist) dist->barrier();
+    if (!lead) tok = BpeTokenizer::load(o.out + "/tokenizer.json");
     MOE_CHECK(o.init.empty() || tok.vocab_size() == t->cfg.vocab_size, "train",
               o.init + ": tokenizer.json has " + std::to_string(tok.vocab_size()) + " tokens, config.json says " +
                   std::to_string(t->cfg.vocab_size));
     o.vocab = tok.vocab_size();
     t->cfg.vocab_size = o.vocab;
     const uint64_t tok_hash = text_hash(read_file(o.out + "/tokenizer.json", "train"));
-    const auto train_file = token_shard(o.out, "train.tokens", train_text, tok, tok_hash);
-    const auto val_file = token_shard(o.out, "val.tokens", val_text, tok, tok_hash);
+    std::unique_ptr<TokenFile> train_file, val_file;
+    for (int turn = 0; turn < 2; ++turn) {  // rank 0 encodes (when needed), then the others map its files
+        if (turn == (lead ? 0 : 1)) {
+            train_file = token_shard(o.out, "train.tokens", train_text, tok, tok_hash);
+            val_file = token_shard(o.out, "val.tokens", val_text, tok, tok_hash);
+        }
+        if (dist) dist->barrier();
+    }
     const TokenFile &train = *train_file, &val = *val_file;
     MOE_CHECK(val.size() > o.seq_len + 1, "train", "the validation split is shorter than --ctx-size");
     MOE_CHECK(train.size() > o.seq_len + 1, "train", "the training split is shorter than --ctx-size");
-    std::fprintf(stderr, "tokens: %lld train, %lld validation (%.2f bytes per token), vocabulary %lld\n",
+    if (lead)
+        std::fprintf(stderr, "tokens: %lld train, %lld validation (%.2f bytes per token), vocabulary %lld\n",
                  (long long)train.size(), (long long)val.size(), double(train_text.size()) / double(train.size()),
                  (long long)o.vocab);
     t->build();
     const ModelFileInfo info{o.seq_len, o.aux_coef, o.z_coef};
-    write_file_atomic(o.out + "/config.json", model_config_json(t->cfg, info), "train");
+    if (lead) write_file_atomic(o.out + "/config.json", model_config_json(t->cfg, info), "train");
     // What a checkpoint must agree with to be resumed.
     std::string dense;
     for (int64_t l = 0; l < t->cfg.num_layers; ++l) dense += t->cfg.is_moe_layer(l) ? "M" : "d";
@@ -247,15 +318,16 @@ void run_train(const TrainOptions& opts) {
     oc.total = o.steps > 0 ? o.steps : 1000000;  // set from the time budget after a few steps
     int64_t step0 = 0;
     if (o.resume) {
-        TrainState st = load_checkpoint(o.out, t->cfg, t->p, t->m, t->v, key);
+        TrainState st = load_checkpoint(o.out, t->cfg, t->p, t->m, t->v, key, dist ? dist->shard() : ExpertShard{});
         step0 = st.step;
         oc.total = st.total;
         oc.warmup = st.warmup;
         std::copy(st.rng, st.rng + 4, rng.state);
         t->cache.layers.resize(size_t(o.layers));
         for (size_t l = 0; l < st.router_steps.size(); ++l) t->cache.layers[l].moe.router.step = st.router_steps[l];
-        std::fprintf(stderr, "resumed %s/checkpoint.safetensors at step %lld of %lld\n", o.out.c_str(),
-                     (long long)step0, (long long)oc.total);
+        if (lead)
+            std::fprintf(stderr, "resumed %s/checkpoint.safetensors at step %lld of %lld\n", o.out.c_str(),
+                         (long long)step0, (long long)oc.total);
     }
     auto save = [&](int64_t done) {
         TrainState st;
@@ -264,10 +336,15 @@ void run_train(const TrainOptions& opts) {
         st.warmup = oc.warmup;
         std::copy(rng.state, rng.state + 4, st.rng);
         for (const auto& layer : t->cache.layers) st.router_steps.push_back(layer.moe.router.step);
-        save_checkpoint(o.out, t->cfg, t->p, t->m, t->v, st, key);
-        model_save_hf(o.out, t->cfg, t->p, info);
+        if (dist) t->gather_full();  // the file holds every expert: it loads on any number of ranks
+        if (!lead) return;
+        const ModelParams &p = dist ? t->full : t->p, &m = dist ? t->full_m : t->m, &v = dist ? t->full_v : t->v;
+        save_checkpoint(o.out, t->cfg, p, m, v, st, key);
+        model_save_hf(o.out, t->cfg, p, info);
     };
-    std::ofstream log(o.out + "/metrics.jsonl", o.resume ? std::ios::app : std::ios::trunc);
+    std::ofstream log;
+    if (lead) log.open(o.out + "/metrics.jsonl", o.resume ? std::ios::app : std::ios::trunc);
+    const NamedTensors grad_names = model_param_names(t->g, t->cfg);
     const int64_t N = o.batch * o.seq_len * o.grad_accum;  // tokens per optimizer step
     const auto start = std::chrono::steady_clock::now();
     double val_loss = NAN;
@@ -283,7 +360,7 @@ void run_train(const TrainOptions& opts) {
             for (int64_t b = 0; b < o.batch; ++b)
                 starts.push_back(int64_t(rng.next_u64() % uint64_t(train.size() - o.seq_len - 1)));
             t->fill(train, starts);
-            ModelLosses Lm = model_forward(t->cache, t->cfg, t->p, t->tokens.data(), t->targets.data(), o.batch,
+            ModelLosses Lm = model_forward(t->cache, t->cfg, t->p, t->tokens.data(), t->targets.data(), t->bn,
                                            o.seq_len, float(o.aux_coef), float(o.z_coef));
             model_backward(t->g, t->cache, t->cfg, t->p, t->tokens.data(), float(o.aux_coef), float(o.z_coef));
             const double w = 1.0 / double(o.grad_accum);
@@ -294,21 +371,45 @@ void run_train(const TrainOptions& opts) {
             float* gp = t->ga.base_f32();
             for (size_t i = 0; i < t->ga.bytes() / sizeof(float); ++i) gp[i] *= inv;
         }
-        const double gnorm = adamw_step(t->opt, oc, step);
+        if (dist) {
+            dist->reduce_grads(grad_names);
+            double l[4] = {L.ce, L.aux, L.z, L.total};  // each rank's over its tokens: the mean is the batch's
+            dist->mean(l, 4);  // (ce and z exactly; the balance loss is per rank, docs/distributed.md)
+            L.ce = l[0], L.aux = l[1], L.z = l[2], L.total = l[3];
+        }
+        const double gnorm = dist ? adamw_step(t->opt, oc, step, dist->grad_norm(t->opt, t->opt_expert))
+                                  : adamw_step(t->opt, oc, step);
         for (int64_t l = 0; l < t->cfg.num_layers; ++l)  // DeepSeek-V3's aux-loss-free bias (sigmoid_bias)
-            if (t->cfg.is_moe_layer(l))
-                moe_layer_update_bias(t->p.layers[size_t(l)].moe, t->cache.layers[size_t(l)].moe, t->cfg.moe);
+            if (t->cfg.is_moe_layer(l) && t->cfg.moe.router.kind == RouterKind::sigmoid_bias) {
+                // Under mpirun from the load of every rank's tokens: the bias stays one tensor.
+                std::vector<double> load = moe_layer_bias_load(t->cache.layers[size_t(l)].moe, t->cfg.moe);
+                if (dist) dist->sum(load.data(), int64_t(load.size()));
+                moe_layer_update_bias(t->p.layers[size_t(l)].moe, load, t->cfg.moe);
+            }
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         // Fit the schedule to the time budget: after 5 steps, and again after the first
         // validation pass, whose cost then counts too.
         if (o.steps == 0 && !o.resume && (step == 5 || step == o.eval_every + 1)) {
             oc.total = std::max<int64_t>(step + 1, int64_t(o.time_budget / (elapsed / double(step))));
             oc.warmup = std::min(oc.warmup, oc.total / 10);
+            if (dist) {  // rank 0's clock decides, or the ranks would stop at different steps
+                int64_t sched[2] = {oc.total, oc.warmup};
+                dist->broadcast(sched, 2);
+                oc.total = sched[0], oc.warmup = sched[1];
+            }
         }
         nlohmann::json load = nlohmann::json::array();  // this step's, before validation reuses the cache
-        for (const auto& layer : t->cache.layers) load.push_back(moe_layer_load_stats(layer.moe).counts);
+        for (const auto& layer : t->cache.layers) {
+            std::vector<int64_t> counts = moe_layer_load_stats(layer.moe).counts;
+            if (dist) {  // every rank's tokens
+                std::vector<double> c(counts.begin(), counts.end());
+                dist->sum(c.data(), int64_t(c.size()));
+                for (size_t e = 0; e < c.size(); ++e) counts[e] = int64_t(c[e]);
+            }
+            load.push_back(counts);
+        }
         if (step % o.eval_every == 0 || step == oc.total) val_loss = t->eval(val);
-        if (step % o.log_every == 0 || step == oc.total || step % o.eval_every == 0) {
+        if (lead && (step % o.log_every == 0 || step == oc.total || step % o.eval_every == 0)) {
             nlohmann::json j = {{"step", step}, {"loss", L.total}, {"ce", L.ce}, {"ppl", std::exp(L.ce)},
                                 {"aux", L.aux}, {"z", L.z}, {"lr", lr_at(oc, step)}, {"grad_norm", gnorm},
                                 {"tokens_per_s", double((step - step0) * N) / elapsed}, {"elapsed_s", elapsed}};
@@ -327,8 +428,10 @@ void run_train(const TrainOptions& opts) {
             break;
         }
     }
-    std::fprintf(stderr, "\n");
+    if (lead) std::fprintf(stderr, "\n");
     const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (dist) t->gather_full();  // rank 0 samples from the whole model
+    if (!lead) return;
     if (stopped) {
         std::printf("moe train: stopped after step %lld (--stop-after); %s/checkpoint.safetensors holds it, "
                     "continue with --resume\n", (long long)(step - 1), o.out.c_str());
@@ -338,10 +441,24 @@ void run_train(const TrainOptions& opts) {
     std::printf("moe train: %lld steps, %.0f s, %.0f tokens/s (%.1f model GFLOP/s), validation loss %.3f "
                 "(perplexity %.1f)\n", (long long)(step - 1), total_s, tok_s,
                 tok_s * train_flops_per_token(t->cfg, o.seq_len) * 1e-9, val_loss, std::exp(val_loss));
-    std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, sample_text(t->cfg, infer_weights(t->p, t->cfg), tok, o.prompt, o.sample_tokens, o.temperature, o.seq_len, rng).c_str());
+    const ModelParams& whole = dist ? t->full : t->p;
+    std::printf("--- sample (temperature %.1f) ---\n%s\n", o.temperature, sample_text(t->cfg, infer_weights(whole, t->cfg), tok, o.prompt, o.sample_tokens, o.temperature, o.seq_len, rng).c_str());
     std::printf("--- run files in %s: metrics.jsonl, tokenizer.json, config.json, model.safetensors, "
                 "checkpoint.safetensors, train.tokens, val.tokens ---\n",
                 o.out.c_str());
+}
+
+void run_train(const TrainOptions& opts) {
+    const std::unique_ptr<TrainDist> dist = TrainDist::start_if_launched();
+    if (dist == nullptr || dist->ranks() == 1) return train_loop(opts, dist.get());
+    try {
+        train_loop(opts, dist.get());
+    } catch (const Error& e) {
+        // The others may be waiting for this rank in a collective: end them all.
+        dist->abort_with(e.what());
+    } catch (const std::bad_alloc&) {
+        dist->abort_with("out of memory; try a smaller shape or fewer tokens");
+    }
 }
 
 }  // namespace
@@ -389,6 +506,7 @@ void register_train(CLI::App& app) {
     cmd->add_option("--save-every", o->save_every, "steps between checkpoints (and at the end; 0 = only at the end)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
     cmd->add_flag("--resume", o->resume, "continue from --out's checkpoint.safetensors and tokenizer.json");
     cmd->add_option("--stop-after", o->stop_after, "stop after this step, checkpointed (an interruption, for testing resume)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+    cmd->add_option("--expert-ranks", o->expert_ranks, "under mpirun: ranks sharing one copy of the experts (0 = all); the N / G copies average their gradients")->check(CLI::Range(0, 1 << 20));
     add_router_options(cmd, o->router);
     cmd->callback([o] { run_train(*o); });
 }

@@ -7,6 +7,10 @@
 
 namespace moe::cli {
 
+bool is_expert_tensor(const std::string& name) {
+    return name.ends_with(".experts.w1") || name.ends_with(".experts.w3") || name.ends_with(".experts.w2");
+}
+
 void save_checkpoint(const std::string& dir, const ModelConfig& c, const ModelParams& p,
                      const ModelParams& m, const ModelParams& v, const TrainState& s,
                      const std::string& key) {
@@ -22,7 +26,8 @@ void save_checkpoint(const std::string& dir, const ModelConfig& c, const ModelPa
 }
 
 TrainState load_checkpoint(const std::string& dir, const ModelConfig& c, const ModelParams& p,
-                           const ModelParams& m, const ModelParams& v, const std::string& key) {
+                           const ModelParams& m, const ModelParams& v, const std::string& key,
+                           ExpertShard shard) {
     const std::string path = dir + "/checkpoint.safetensors";
     SafetensorsFile f(path);
     const char* op = "resume";
@@ -34,10 +39,13 @@ TrainState load_checkpoint(const std::string& dir, const ModelConfig& c, const M
     auto restore = [&](const std::string& prefix, const ModelParams& dst) {
         for (auto& [name, view] : model_param_names(dst, c)) {
             std::vector<float> data = f.f32(prefix + name);
-            MOE_CHECK(int64_t(data.size()) == view.numel(), op,
+            // A rank's experts are one contiguous slice of the stacked (E, ., .) tensor.
+            const int64_t parts = is_expert_tensor(name) ? shard.count : 1;
+            MOE_CHECK(int64_t(data.size()) == view.numel() * parts, op,
                       path + ": " + prefix + name + " has " + std::to_string(data.size()) + " values, expected " +
-                          std::to_string(view.numel()));
-            std::memcpy(view.data, data.data(), data.size() * sizeof(float));
+                          std::to_string(view.numel() * parts));
+            const int64_t at = parts > 1 ? shard.index * view.numel() : 0;
+            std::memcpy(view.data, data.data() + at, size_t(view.numel()) * sizeof(float));
         }
     };
     restore("", p);

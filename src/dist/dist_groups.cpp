@@ -1,4 +1,5 @@
 // The parts of moe::dist built the same with or without MPI: they only use Comm.
+#include <cstdlib>
 #include <string>
 
 #include "moe/dist.h"
@@ -6,6 +7,16 @@
 #include "moe/moe_layer.h"
 
 namespace moe::dist {
+
+int launcher_world_size() {
+    // OpenMPI's mpirun, MPICH / Intel MPI (Hydra's PMI), MVAPICH. Each sets its variable in
+    // every process it starts; a process started by hand has none of them.
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE"}) {
+        const char* v = std::getenv(var);
+        if (v != nullptr && std::atoi(v) > 0) return std::atoi(v);
+    }
+    return 0;
+}
 
 ParallelGroups dist_split_groups(const Comm& world, int expert_group_size) {
     const int n = world.size(), r = world.rank();

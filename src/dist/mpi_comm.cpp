@@ -1,6 +1,7 @@
 // moe::dist over MPI (-DMOE_MPI=ON). no_mpi.cpp is the single-process twin.
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <string>
 
 #include "moe/error.h"
@@ -86,6 +87,26 @@ void Comm::allreduce_sum(float* data, int64_t n) const { allreduce_chunks(mpi_co
 void Comm::allreduce_sum(double* data, int64_t n) const { allreduce_chunks(mpi_comm(*this), data, n, MPI_DOUBLE); }
 
 void Comm::barrier() const { mpi_check(MPI_Barrier(mpi_comm(*this)), "dist", "MPI_Barrier"); }
+
+void Comm::broadcast(void* data, int64_t bytes, int root) const {
+    auto* p = static_cast<char*>(data);
+    for (int64_t i = 0; i < bytes; i += INT_MAX) {
+        int len = int(std::min<int64_t>(INT_MAX, bytes - i));
+        mpi_check(MPI_Bcast(p + i, len, MPI_BYTE, root, mpi_comm(*this)), "dist", "MPI_Bcast");
+    }
+}
+
+void Comm::gather(const float* send, int64_t n, float* recv, int root) const {
+    MOE_CHECK(n >= 0 && n <= INT_MAX, "dist",
+              "gather of " + std::to_string(n) + " floats per rank does not fit an MPI count (int)");
+    mpi_check(MPI_Gather(send, int(n), MPI_FLOAT, recv, int(n), MPI_FLOAT, root, mpi_comm(*this)), "dist",
+              "MPI_Gather");
+}
+
+void Comm::abort(int code) const {
+    MPI_Abort(mpi_comm(*this), code);
+    std::abort();  // MPI_Abort does not return; this is for the compiler
+}
 
 Comm Comm::split(int color, int key) const {
     MPI_Comm out = MPI_COMM_NULL;

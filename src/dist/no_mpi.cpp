@@ -1,5 +1,7 @@
 // moe::dist without MPI (-DMOE_MPI=OFF): one process, rank 0 of 1; every collective is the
 // identity and MpiExchange is the local exchange. mpi_comm.cpp / mpi_exchange.cpp are the twins.
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "moe/error.h"
@@ -25,6 +27,11 @@ int Comm::size() const { return 1; }
 void Comm::allreduce_sum(float*, int64_t) const {}
 void Comm::allreduce_sum(double*, int64_t) const {}
 void Comm::barrier() const {}
+void Comm::broadcast(void*, int64_t, int) const {}
+void Comm::gather(const float* send, int64_t n, float* recv, int) const {
+    if (recv != send) std::memcpy(recv, send, size_t(n) * sizeof(float));
+}
+void Comm::abort(int code) const { std::exit(code); }
 Comm Comm::split(int, int) const { return *this; }
 
 }  // namespace dist

@@ -73,7 +73,7 @@ void model_validate(const ModelConfig& c) {
     for (int64_t l = 0; l < c.num_layers; ++l) moe_layer_validate(c.ffn(l));
 }
 
-ModelSlots model_params_reserve(Arena& a, const ModelConfig& c) {
+ModelSlots model_params_reserve(Arena& a, const ModelConfig& c, int64_t n_local_experts) {
     model_validate(c);
     const int64_t V = c.vocab_size, D = c.hidden(), H = c.attn.n_heads, Hkv = c.attn.n_kv_heads;
     const int64_t hd = c.attn.hd();
@@ -102,7 +102,7 @@ ModelSlots model_params_reserve(Arena& a, const ModelConfig& c) {
                          mat(qa, H * qk, Qr), mat(mla, Lr + R, D), a.reserve(DType::f32, {mla ? Lr : 0}),
                          mat(mla, H * (m.qk_nope_head_dim + m.v_head_dim), Lr), mat(mla, D, H * m.v_head_dim)})
             s.layers.back().push_back(t);
-        s.moe.push_back(moe_layer_params_reserve(a, c.ffn(l)));
+        s.moe.push_back(moe_layer_params_reserve(a, c.ffn(l), c.is_moe_layer(l) ? n_local_experts : 0));
     }
     s.final_norm = a.reserve(DType::f32, {D});
     s.lm_head = c.tie_word_embeddings ? s.embed : a.reserve(DType::f32, {V, D});
@@ -290,7 +290,8 @@ ModelLosses model_forward(ModelCache& cache, const ModelConfig& c, const ModelPa
         float* n2 = grow_buf(L.n2, N, D);
         rmsnorm_forward(n2, L.rstd2.data(), h_mid, lp.post_norm.f32(), N, D, eps);
         MoeLayerLosses ml;
-        moe_layer_forward(sub.view(), ml, L.moe, c.ffn(l), lp.moe, L.n2.view(), nullptr, tokens);
+        ExpertExchange* ex = c.is_moe_layer(l) ? cache.exchange : nullptr;  // a dense FFN is replicated
+        moe_layer_forward(sub.view(), ml, L.moe, c.ffn(l), lp.moe, L.n2.view(), ex, tokens);
         if (c.is_moe_layer(l)) {
             losses.aux += ml.aux;
             losses.z += ml.z;
@@ -330,7 +331,7 @@ void model_backward(const ModelParams& grads, ModelCache& cache, const ModelConf
         // h_out = h_mid + moe(n2): dh passes through, and through the MoE and its norm.
         zero(dn.f32(), N * D);
         moe_layer_backward(dn.view(), lg.moe, dh.view(), c.is_moe_layer(l) ? coefs : MoeLossCoefs{}, L.moe,
-                           c.ffn(l), lp.moe, L.n2.view());
+                           c.ffn(l), lp.moe, L.n2.view(), c.is_moe_layer(l) ? cache.exchange : nullptr);
         rmsnorm_backward(dh.f32(), lg.post_norm.f32(), dn.f32(), L.h_mid.f32(), lp.post_norm.f32(),
                          L.rstd2.data(), N, D);
         // h_mid = h_in + attn(n1).

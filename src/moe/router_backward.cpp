@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "moe/error.h"
 #include "moe/gemm.h"
 #include "moe/router_internal.h"
 
@@ -146,19 +147,34 @@ void router_backward(float* dx, const MoeLayerParams& grads, const std::vector<f
     }
 }
 
-void moe_layer_update_bias(const MoeLayerParams& params, const MoeLayerCache& cache,
-                           const MoeLayerConfig& c) {
-    if (c.router.kind != RouterKind::sigmoid_bias) return;
+std::vector<double> moe_layer_bias_load(const MoeLayerCache& cache, const MoeLayerConfig& c) {
     const RoutePlan& plan = cache.plan;
     const int64_t E = c.n_experts, K = c.top_k, T = plan.n_tokens;
     std::vector<double> count(static_cast<size_t>(E), 0.0);
     for (int64_t s = 0; s < T * K; ++s) count[size_t(plan.topk_idx[size_t(s)])] += 1.0;
-    const double mean = double(T * K) / double(E);
+    return count;
+}
+
+void moe_layer_update_bias(const MoeLayerParams& params, const std::vector<double>& load,
+                           const MoeLayerConfig& c) {
+    if (c.router.kind != RouterKind::sigmoid_bias) return;
+    const int64_t E = c.n_experts;
+    MOE_CHECK(int64_t(load.size()) == E, "moe_layer_update_bias",
+              "expected a load of E = " + std::to_string(E) + " counts, got " + std::to_string(load.size()));
+    double total = 0;
+    for (double n : load) total += n;
+    const double mean = total / double(E);  // T K / E: every token picks K experts
     float* b = params.router_bias.f32();
     for (int64_t e = 0; e < E; ++e) {
-        double err = mean - count[size_t(e)];
+        double err = mean - load[size_t(e)];
         b[e] += float(c.router.bias_update_rate * double((err > 0) - (err < 0)));
     }
+}
+
+void moe_layer_update_bias(const MoeLayerParams& params, const MoeLayerCache& cache,
+                           const MoeLayerConfig& c) {
+    if (c.router.kind != RouterKind::sigmoid_bias) return;
+    moe_layer_update_bias(params, moe_layer_bias_load(cache, c), c);
 }
 
 }  // namespace moe

@@ -27,8 +27,11 @@ double grad_norm(const std::vector<AdamWTensor>& tensors) {
 }
 
 double adamw_step(const std::vector<AdamWTensor>& tensors, const AdamWConfig& c, int64_t step) {
+    return adamw_step(tensors, c, step, grad_norm(tensors));
+}
+
+double adamw_step(const std::vector<AdamWTensor>& tensors, const AdamWConfig& c, int64_t step, double norm) {
     MOE_CHECK(step >= 1, "adamw", "steps count from 1, got " + std::to_string(step));
-    const double norm = grad_norm(tensors);
     MOE_CHECK(std::isfinite(norm), "adamw",
               "the gradient norm is " + std::to_string(norm) + " at step " + std::to_string(step) +
                   "; lower the learning rate or check the data");
