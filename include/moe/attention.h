@@ -28,6 +28,10 @@ struct AttentionConfig {
     bool mla = false;
     int64_t hd() const { return head_dim > 0 ? head_dim : d_model / n_heads; }
     bool plain() const { return !qkv_bias && qk_norm == QkNorm::none && clip_qkv == 0 && !mla; }
+    // Length of the q_norm / k_norm weights: 0 without QK-norm, hd per head, else the whole
+    // projection (H hd, Hkv hd).
+    int64_t q_norm_len() const { return qk_norm == QkNorm::none ? 0 : qk_norm == QkNorm::head ? hd() : n_heads * hd(); }
+    int64_t k_norm_len() const { return qk_norm == QkNorm::none ? 0 : qk_norm == QkNorm::head ? hd() : n_kv_heads * hd(); }
 };
 
 // RoPE in Hugging Face's rotate_half layout: the cos / sin tables (T, hd / 2) of positions

@@ -28,7 +28,7 @@ template <class Add> void each_model_tensor(const ModelConfig& c, const ModelPar
     const int64_t V = c.vocab_size, D = c.hidden(), H = c.attn.n_heads, Hkv = c.attn.n_kv_heads, hd = c.attn.hd();
     const int64_t E = c.moe.n_experts, F = c.moe.d_ff, Fs = c.moe.d_ff_shared;
     const bool llama = c.arch == ModelArch::mixtral;  // only llama's q / k rows are permuted (NORM RoPE)
-    const int64_t qn = c.attn.qk_norm == QkNorm::head ? hd : H * hd, kn = c.attn.qk_norm == QkNorm::head ? hd : Hkv * hd;
+    const int64_t qn = c.attn.q_norm_len(), kn = c.attn.k_norm_len();
     auto at = [](const TensorView* v) { return v ? *v : TensorView{}; };
     add(GgufTensorSpec{"token_embd.weight", {V, D}, 0, false}, at(p ? &p->embed : nullptr));
     for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -280,8 +280,7 @@ InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> file, const Mode
     const MoeLayerConfig& m = c.moe;
     InferWeights w;
     w.rope_pairs = c.arch == ModelArch::mixtral;  // the other architectures use NEOX RoPE: HF's order
-    const int64_t hd = c.attn.hd();
-    const int64_t qn = c.attn.qk_norm == QkNorm::head ? hd : qw, kn = c.attn.qk_norm == QkNorm::head ? hd : kw;
+    const int64_t qn = c.attn.q_norm_len(), kn = c.attn.k_norm_len();
     auto view = [&](float* data, Shape shape) { return TensorView{data, DType::f32, shape}; };
     w.embed = matrix("token_embd.weight", V, D);
     w.final_norm = f32("output_norm.weight", {D});

@@ -94,7 +94,7 @@ InferWeights hf_infer_weights(const std::string& dir, const ModelConfig& c) {
     const ArchInfo& arch = arch_info(c.arch);
     const int64_t D = c.hidden(), V = c.vocab_size, hd = c.attn.hd();
     const int64_t qw = c.attn.n_heads * hd, kw = c.attn.n_kv_heads * hd;
-    const int64_t qn = c.attn.qk_norm == QkNorm::head ? hd : qw, kn = c.attn.qk_norm == QkNorm::head ? hd : kw;
+    const int64_t qn = c.attn.q_norm_len(), kn = c.attn.k_norm_len();
     InferWeights w;
     w.embed = matrix("model.embed_tokens.weight", V, D);
     w.final_norm = f32("model.norm.weight", {D});

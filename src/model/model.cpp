@@ -85,8 +85,7 @@ ModelSlots model_params_reserve(Arena& a, const ModelConfig& c, int64_t n_local_
         // Multi-head latent attention replaces q / k / v / o (reserved empty), then its own.
         const bool std_attn = !c.attn.mla;
         const bool bias = c.attn.qkv_bias;
-        const int64_t qn = c.attn.qk_norm == QkNorm::none ? 0 : c.attn.qk_norm == QkNorm::head ? hd : H * hd;
-        const int64_t kn = c.attn.qk_norm == QkNorm::none ? 0 : c.attn.qk_norm == QkNorm::head ? hd : Hkv * hd;
+        const int64_t qn = c.attn.q_norm_len(), kn = c.attn.k_norm_len();
         auto mat = [&](bool on, int64_t rows, int64_t cols) {
             return on ? a.reserve(DType::f32, {rows, cols}) : a.reserve(DType::f32, {0});
         };
