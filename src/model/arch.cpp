@@ -60,6 +60,19 @@ Reader reader(ModelArch a) {
     fail("arch", "unknown architecture id " + std::to_string(int(a)));
 }
 
+void read_softmax_topk(const ConfigFields& f, ModelConfig& c, const char* d_ff_key) {
+    MoeLayerConfig& m = c.moe;
+    m.d_ff = f.get(d_ff_key, int64_t(0), true);
+    m.n_experts = f.get("num_experts", int64_t(0), true);
+    m.top_k = f.get("num_experts_per_tok", int64_t(0), true);
+    m.renormalize = f.get("norm_topk_prob", false);
+    m.router.kind = RouterKind::topk;
+}
+
+void refuse_attention_bias(const ConfigFields& f) {
+    if (f.get("attention_bias", false)) f.fail("attention_bias = true (biases on q/k/v/o_proj) is not supported");
+}
+
 void refuse_sliding_window(const ConfigFields& f) {
     if (f.get("use_sliding_window", false))
         f.fail("use_sliding_window is true; sliding-window attention is not implemented (set it to false "

@@ -46,7 +46,7 @@ void read_rope_scaling(const ConfigFields& f, MlaConfig& m) {
 // What V2 and V3 share: the attention, the layer layout, the experts.
 void read_deepseek_common(const ConfigFields& f, ModelConfig& c, bool v3) {
     const char* name = v3 ? "deepseek_v3" : "deepseek_v2";
-    if (f.get("attention_bias", false)) f.fail("attention_bias = true (biases on the attention projections) is not supported");
+    refuse_attention_bias(f);
     if (f.get("mlp_bias", false)) f.fail("mlp_bias = true (biases on the MLPs) is not supported");
     if (c.attn.n_kv_heads != c.attn.n_heads)
         f.fail("num_key_value_heads = " + std::to_string(c.attn.n_kv_heads) + " must equal num_attention_heads = " +

@@ -50,6 +50,13 @@ void read_deepseek_v3(const ConfigFields& f, ModelConfig& c);
 using Reader = void (*)(const ConfigFields&, ModelConfig&);
 Reader reader(ModelArch a);
 
+// The softmax top-k router of Qwen-MoE and OLMoE: num_experts experts of d_ff_key's size,
+// num_experts_per_tok of them per token, renormalised when norm_topk_prob (default off).
+void read_softmax_topk(const ConfigFields& f, ModelConfig& c, const char* d_ff_key);
+// attention_bias = true: refused (it would also bias o_proj, which the decoder lacks; the
+// released Qwen3-MoE, OLMoE and DeepSeek models have none).
+void refuse_attention_bias(const ConfigFields& f);
+
 // Qwen's sliding-window switch: refused when on (sliding-window attention is not implemented).
 void refuse_sliding_window(const ConfigFields& f);
 

@@ -7,14 +7,8 @@
 namespace moe::arch {
 
 void read_olmoe(const ConfigFields& f, ModelConfig& c) {
-    MoeLayerConfig& m = c.moe;
-    m.d_ff = f.get("intermediate_size", int64_t(0), true);
-    m.n_experts = f.get("num_experts", int64_t(0), true);
-    m.top_k = f.get("num_experts_per_tok", int64_t(0), true);
-    m.renormalize = f.get("norm_topk_prob", false);
-    m.router.kind = RouterKind::topk;
-    // attention_bias also puts a bias on o_proj; the released models have none.
-    if (f.get("attention_bias", false)) f.fail("attention_bias = true (biases on q/k/v/o_proj) is not supported");
+    read_softmax_topk(f, c, "intermediate_size");
+    refuse_attention_bias(f);
     c.attn.qk_norm = QkNorm::full;
     c.attn.clip_qkv = f.get("clip_qkv", 0.0);
     if (c.attn.clip_qkv < 0) f.fail("clip_qkv must be > 0 or null, got " + std::to_string(c.attn.clip_qkv));

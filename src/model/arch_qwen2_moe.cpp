@@ -9,12 +9,7 @@ namespace moe::arch {
 // The fields Qwen2-MoE and Qwen3-MoE share.
 void read_qwen_moe_common(const ConfigFields& f, ModelConfig& c) {
     refuse_sliding_window(f);
-    MoeLayerConfig& m = c.moe;
-    m.d_ff = f.get("moe_intermediate_size", int64_t(0), true);
-    m.n_experts = f.get("num_experts", int64_t(0), true);
-    m.top_k = f.get("num_experts_per_tok", int64_t(0), true);
-    m.renormalize = f.get("norm_topk_prob", false);
-    m.router.kind = RouterKind::topk;
+    read_softmax_topk(f, c, "moe_intermediate_size");
     c.decoder_sparse_step = f.get("decoder_sparse_step", int64_t(1));
     c.mlp_only_layers = f.get("mlp_only_layers", std::vector<int64_t>{});
     c.dense_intermediate_size = f.get("intermediate_size", int64_t(0), true);

@@ -9,8 +9,7 @@ void read_qwen_moe_common(const ConfigFields& f, ModelConfig& c);  // arch_qwen2
 
 void read_qwen3_moe(const ConfigFields& f, ModelConfig& c) {
     read_qwen_moe_common(f, c);
-    // attention_bias also puts a bias on o_proj; the released models have none.
-    if (f.get("attention_bias", false)) f.fail("attention_bias = true (biases on q/k/v/o_proj) is not supported");
+    refuse_attention_bias(f);
     c.attn.qk_norm = QkNorm::head;
 }
 
