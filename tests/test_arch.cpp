@@ -222,6 +222,19 @@ TEST(Arch, BadConfigsAndCheckpointsFailClearly) {
         EXPECT_NE(e.find("names no shard for lm_head.weight"), std::string::npos) << e;
     }
     {
+        // Decoder weights without the extras the config asks for: refused when the session starts.
+        Loaded m(kFix + "/hf_qwen2_moe_tiny");
+        InferWeights w = infer_weights(m.p, m.c);
+        w.layers[1].k_bias = nullptr;
+        EXPECT_NE(error_of([&] { InferSession s(m.c, w, 4); }).find("qkv_bias is set but the weights have no q/k/v biases"),
+                  std::string::npos);
+        Loaded q3m(q3);
+        InferWeights w3 = infer_weights(q3m.p, q3m.c);
+        w3.layers[0].q_norm = nullptr;
+        EXPECT_NE(error_of([&] { InferSession s(q3m.c, w3, 4); }).find("qk_norm is set but the weights have no q_norm"),
+                  std::string::npos);
+    }
+    {
         // Training's attention takes Mixtral's only, and says so.
         Loaded m(q3);
         std::vector<int32_t> t = {1, 2, 3}, y = {-100, -100, -100};

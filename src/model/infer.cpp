@@ -97,6 +97,12 @@ InferSession::InferSession(const ModelConfig& c, const InferWeights& w, int64_t 
     MOE_CHECK(int64_t(w_.layers.size()) == c_.num_layers, "infer",
               "the weights have " + std::to_string(w_.layers.size()) + " layers, the config " + std::to_string(c_.num_layers));
     c_.moe.router.training = false;  // no noise, jitter or random routing at inference
+    for (const InferLayerWeights& lw : w_.layers) {  // the attention's extras, checked once here
+        MOE_CHECK(!c_.attn.qkv_bias || (lw.q_bias && lw.k_bias && lw.v_bias), "infer",
+                  "qkv_bias is set but the weights have no q/k/v biases");
+        MOE_CHECK(c_.attn.qk_norm == QkNorm::none || (lw.q_norm && lw.k_norm), "infer",
+                  "qk_norm is set but the weights have no q_norm / k_norm");
+    }
     moe_.resize(1);  // one for every layer: inference keeps nothing for a backward
     if (c_.attn.mla) {  // each layer caches its latents; no per-head K / V, no RoPE table here
         mla_.reserve(size_t(c_.num_layers));
@@ -122,8 +128,6 @@ void InferSession::qkv_extras(const InferLayerWeights& lw, int64_t n) {
     const AttentionConfig& a = c_.attn;
     if (a.plain()) return;
     const int64_t hd = a.hd(), qw = a.n_heads * hd, kw = a.n_kv_heads * hd;
-    MOE_CHECK(!a.qkv_bias || (lw.q_bias && lw.k_bias && lw.v_bias), "infer", "qkv_bias is set but the weights have no q/k/v biases");
-    MOE_CHECK(a.qk_norm == QkNorm::none || (lw.q_norm && lw.k_norm), "infer", "qk_norm is set but the weights have no q_norm / k_norm");
     struct Part {
         float* m;
         int64_t w;
