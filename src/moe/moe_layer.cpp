@@ -99,8 +99,8 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
         Ew = n_local_experts;
     }
     if (p.quant.active()) {
-        auto check_q = [&](const char* name, const QMatrix& m, int64_t rows, int64_t cols) {
-            const std::vector<const uint8_t*>& per = name[1] == '1' ? p.quant.w1_e : name[1] == '3' ? p.quant.w3_e : p.quant.w2_e;
+        auto check_q = [&](const char* name, const QMatrix& m, const std::vector<const uint8_t*>& per, int64_t rows,
+                           int64_t cols) {
             const bool stacked = per.empty() && m.data;
             const bool each = int64_t(per.size()) == E && !m.data &&
                               std::find(per.begin(), per.end(), nullptr) == per.end();
@@ -113,9 +113,9 @@ void moe_layer_check_params(const char* op, const char* prefix, const MoeLayerCo
                       n + name + " is " + ggml_type_name(m.type) + ", which has no quantized product here");
         };
         MOE_CHECK(c.dtype == DType::f32, op, "quantized experts compute in f32 (dequantized), not bf16");
-        check_q("w1", p.quant.w1, E * F, D);
-        check_q("w3", p.quant.w3, E * F, D);
-        check_q("w2", p.quant.w2, E * D, F);
+        check_q("w1", p.quant.w1, p.quant.w1_e, E * F, D);
+        check_q("w3", p.quant.w3, p.quant.w3_e, E * F, D);
+        check_q("w2", p.quant.w2, p.quant.w2_e, E * D, F);
     } else {
         check_tensor(op, (n + "w1").c_str(), p.w1, {Ew, F, D});
         check_tensor(op, (n + "w3").c_str(), p.w3, {Ew, F, D});
