@@ -21,17 +21,10 @@ GgmlType weight_type(const std::string& dtype) {
     return dtype == "F32" ? GgmlType::f32 : dtype == "F16" ? GgmlType::f16 : GgmlType::bf16;
 }
 
-std::string dims(const std::vector<int64_t>& s) {
-    std::string o = "(";
-    for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-    return o + ")";
-}
-
 }  // namespace
 
 bool hf_can_map(const std::string& dir, const ModelConfig& c) {
-    const bool hf = std::filesystem::exists(dir + "/model.safetensors") ||
-                    std::filesystem::exists(dir + "/model.safetensors.index.json");
+    const bool hf = hf_has_weights(dir);
     const RouterKind k = c.moe.router.kind;
     // moe's own routers with extra tensors (noisy top-k, X-MoE) and Soft MoE keep the arena path.
     return hf && (k == RouterKind::topk || k == RouterKind::sigmoid_bias || k == RouterKind::dense);
@@ -47,13 +40,7 @@ InferWeights hf_infer_weights(const std::string& dir, const ModelConfig& c) {
     std::set<std::string> used;
     auto entry = [&](const std::string& name, const std::vector<int64_t>& want) -> const SafetensorsEntry& {
         const SafetensorsFile& f = keep->files.file_of(name);
-        MOE_CHECK(f.has(name), kOp,
-                  f.path() + " has no tensor " + name + "; config.json (" + arch_info(c.arch).name +
-                      ") implies it: the weights belong to another configuration");
-        const SafetensorsEntry& e = f.info(name);
-        MOE_CHECK(e.shape == want, kOp,
-                  f.path() + ": " + name + " has shape " + dims(e.shape) + ", config.json implies " + dims(want) +
-                      "; the weights belong to another configuration");
+        const SafetensorsEntry& e = hf_checked_entry(f, name, want, arch_info(c.arch).name, kOp);
         MOE_CHECK(e.dtype == "F32" || e.dtype == "F16" || e.dtype == "BF16", kOp,
                   f.path() + ": " + name + " is " + e.dtype + "; weights must be F32, F16 or BF16");
         used.insert(name);
@@ -177,12 +164,7 @@ InferWeights hf_infer_weights(const std::string& dir, const ModelConfig& c) {
         }
         w.layers.push_back(L);
     }
-    // As model_load_weights: a layer tensor the model does not read would silently change it.
-    for (const std::string& name : keep->files.names())
-        MOE_CHECK(used.count(name) || name.rfind("model.layers.", 0) != 0 || name.find("rotary_emb") != std::string::npos,
-                  kOp,
-                  dir + ": the checkpoint has " + name + ", which the " + arch.name +
-                      " model of config.json does not use; check model_type and the config's switches");
+    hf_refuse_unused(keep->files, used, dir, arch.name, kOp);
     w.keep = keep;
     return w;
 }

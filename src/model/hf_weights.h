@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,5 +70,42 @@ private:
     std::map<std::string, std::string> map_;
     std::map<std::string, std::unique_ptr<SafetensorsFile>> open_;
 };
+
+// Whether dir holds Hugging Face weights: model.safetensors or the index of its shards.
+inline bool hf_has_weights(const std::string& dir) {
+    return std::filesystem::exists(dir + "/model.safetensors") || std::filesystem::exists(dir + "/model.safetensors.index.json");
+}
+
+// "(a, b, c)"
+inline std::string hf_shape_str(const std::vector<int64_t>& s) {
+    std::string o = "(";
+    for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+    return o + ")";
+}
+
+// The entry of `name` in f, present and of shape `want`; else an error naming the file, the tensor
+// and what config.json (of architecture `arch`) implies.
+inline const SafetensorsEntry& hf_checked_entry(const SafetensorsFile& f, const std::string& name,
+                                                const std::vector<int64_t>& want, const char* arch, const char* op) {
+    MOE_CHECK(f.has(name), op,
+              f.path() + " has no tensor " + name + "; config.json (" + arch +
+                  ") implies it: the weights belong to another configuration");
+    const SafetensorsEntry& e = f.info(name);
+    MOE_CHECK(e.shape == want, op,
+              f.path() + ": " + name + " has shape " + hf_shape_str(e.shape) + ", config.json implies " +
+                  hf_shape_str(want) + "; the weights belong to another configuration");
+    return e;
+}
+
+// A layer tensor of the checkpoint the model does not read (a bias config.json does not
+// announce, say) would silently change the function: refused.
+inline void hf_refuse_unused(HfWeights& files, const std::set<std::string>& used, const std::string& dir,
+                             const char* arch, const char* op) {
+    for (const std::string& name : files.names())
+        MOE_CHECK(used.count(name) || name.rfind("model.layers.", 0) != 0 || name.find("rotary_emb") != std::string::npos,
+                  op,
+                  dir + ": the checkpoint has " + name + ", which the " + arch +
+                      " model of config.json does not use; check model_type and the config's switches");
+}
 
 }  // namespace moe

@@ -129,23 +129,12 @@ void model_save_hf(const std::string& dir, const ModelConfig& c, const ModelPara
     write_file_atomic(dir + "/config.json", model_config_json(c, info), "model_save_hf");
 }
 
-namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-    std::string o = "(";
-    for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-    return o + ")";
-}
-
-}  // namespace
-
 void model_load_weights(const std::string& dir, const ModelConfig& c, const ModelParams& p) {
     if (std::filesystem::is_regular_file(dir) && gguf_has_magic(dir)) {
         gguf_model_load_weights(GgufFile(dir), c, p);
         return;
     }
-    const bool hf = std::filesystem::exists(dir + "/model.safetensors") ||
-                    std::filesystem::exists(dir + "/model.safetensors.index.json");
+    const bool hf = hf_has_weights(dir);
     MOE_CHECK(hf || std::filesystem::exists(dir + "/checkpoint.safetensors"), "model_load",
               dir + " has none of model.safetensors, model.safetensors.index.json (shards) and "
                     "checkpoint.safetensors; pass a model directory (moe train --out, moe upcycle --out, or a "
@@ -155,26 +144,13 @@ void model_load_weights(const std::string& dir, const ModelConfig& c, const Mode
     std::set<std::string> used;
     for (auto& [name, view] : hf ? model_hf_tensors(p, c) : model_param_names(p, c)) {
         const SafetensorsFile& f = hf ? files->file_of(name) : *ckpt;
-        MOE_CHECK(f.has(name), "model_load",
-                  f.path() + " has no tensor " + name + "; config.json (" + arch_info(c.arch).name +
-                      ") implies it: the weights belong to another configuration");
-        std::vector<int64_t> shape = f.shape(name);
-        std::vector<int64_t> want(view.shape.dims, view.shape.dims + view.shape.ndim);
-        MOE_CHECK(shape == want, "model_load",
-                  f.path() + ": " + name + " has shape " + shape_str(shape) + ", config.json implies " + shape_str(want) +
-                      "; the weights belong to another configuration");
+        hf_checked_entry(f, name, std::vector<int64_t>(view.shape.dims, view.shape.dims + view.shape.ndim),
+                         arch_info(c.arch).name, "model_load");
         std::vector<float> v = f.f32(name);
         std::memcpy(view.data, v.data(), v.size() * sizeof(float));
         used.insert(name);
     }
-    // A layer tensor the model does not read (a bias config.json does not announce, say) would
-    // silently change the function: refuse it.
-    if (hf)
-        for (const std::string& name : files->names())
-            MOE_CHECK(used.count(name) || name.rfind("model.layers.", 0) != 0 || name.find("rotary_emb") != std::string::npos,
-                      "model_load",
-                      dir + ": the checkpoint has " + name + ", which the " + arch_info(c.arch).name +
-                          " model of config.json does not use; check model_type and the config's switches");
+    if (hf) hf_refuse_unused(*files, used, dir, arch_info(c.arch).name, "model_load");
 }
 
 }  // namespace moe
