@@ -222,6 +222,39 @@ TEST(Arch, BadConfigsAndCheckpointsFailClearly) {
         EXPECT_NE(e.find("names no shard for lm_head.weight"), std::string::npos) << e;
     }
     {
+        // The mapped path (hf_infer_weights): a tensor of a type the products lack, and one expert
+        // of another dtype than the rest of its layer, are named.
+        const std::string d = copy_fixture("hf_qwen3_moe_tiny", "i32");
+        const std::string bad = "model.layers.1.mlp.experts.0.gate_proj.weight";
+        SafetensorsFile f(d + "/model.safetensors");
+        std::vector<std::vector<float>> vals;
+        std::vector<std::vector<int32_t>> ints;
+        std::vector<std::pair<std::string, TensorView>> all;
+        for (const auto& [name, e] : f.entries()) {
+            Shape shape;
+            for (int64_t x : e.shape) shape.dims[shape.ndim++] = x;
+            if (name == bad) {
+                ints.push_back(std::vector<int32_t>(size_t(shape.numel()), 1));
+                all.push_back({name, TensorView{ints.back().data(), DType::i32, shape}});
+            } else {
+                vals.push_back(f.f32(name));
+                all.push_back({name, TensorView{vals.back().data(), DType::f32, shape}});
+            }
+        }
+        safetensors_write(d + "/model.safetensors", all, {});
+        const ModelConfig c = model_config_read(d + "/config.json");
+        std::string e = error_of([&] { hf_infer_weights(d, c); });
+        EXPECT_NE(e.find(bad + " is I32; weights must be F32, F16 or BF16"), std::string::npos) << e;
+        // The bf16 shards with one expert's gate taken from the f32 copy of the same model.
+        const std::string m = copy_fixture("hf_qwen3_moe_tiny_bf16_sharded", "mixed");
+        SafetensorsFile f32(kFix + "/hf_qwen3_moe_tiny/model.safetensors");
+        std::vector<float> v = f32.f32(bad);
+        safetensors_write(m + "/extra.safetensors", {{bad, TensorView{v.data(), DType::f32, Shape{24, 32}}}}, {});
+        edit_json(m + "/model.safetensors.index.json", [&](nlohmann::json& j) { j["weight_map"][bad] = "extra.safetensors"; });
+        e = error_of([&] { hf_infer_weights(m, c); });
+        EXPECT_NE(e.find("one dtype per layer is expected"), std::string::npos) << e;
+    }
+    {
         // Decoder weights without the extras the config asks for: refused when the session starts.
         Loaded m(kFix + "/hf_qwen2_moe_tiny");
         InferWeights w = infer_weights(m.p, m.c);
