@@ -51,6 +51,11 @@ public:
     MappedFile& operator=(const MappedFile&) = delete;
     const uint8_t* data() const { return data_; }
     uint64_t size() const { return size_; }
+    // Drops the whole pages inside [p, p + bytes) from this process's memory (madvise
+    // MADV_DONTNEED): the file is unchanged and a later read pages them in again. For bytes
+    // copied elsewhere (packed weights) that would otherwise count twice in the resident memory.
+    // Ranges outside the mapping are ignored.
+    void release(const void* p, uint64_t bytes) const;
 
 private:
     const uint8_t* data_ = nullptr;

@@ -89,6 +89,8 @@ public:
     const uint8_t* tensor_data(const GgufTensor& t) const { return base_ + data_offset_ + t.offset; }
     // The tensor's values as f32 (numel of them); throws for a type dequantize_row lacks.
     std::vector<float> dequantize(const std::string& name) const;
+    // MappedFile::release on the file's mapping (nothing for from_bytes).
+    void release(const void* p, uint64_t bytes) const;
 
 private:
     GgufFile() = default;

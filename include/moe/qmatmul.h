@@ -16,14 +16,19 @@ namespace moe {
 
 // A rows x cols weight matrix in a ggml type, row-major: row r is ggml_row_bytes(type, cols)
 // bytes at data + r * row_bytes. A view: the bytes stay with the owner (an mmapped GGUF, an arena).
+// packed8: the rows interleaved by groups of 8 (qmatrix_pack8, include/moe/qpack.h): group g
+// is still 8 row_bytes() at data + 8 g row_bytes(), but no single row lies contiguous, so
+// row() is not defined; slices start and end on group boundaries.
 struct QMatrix {
     GgmlType type = GgmlType::f32;
     int64_t rows = 0, cols = 0;
     const void* data = nullptr;
+    bool packed8 = false;
     int64_t row_bytes() const { return ggml_row_bytes(type, cols); }
     const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes(); }
-    // Rows [r0, r0 + n) as a matrix (an expert of a stacked (E F, D) tensor).
-    QMatrix slice(int64_t r0, int64_t n) const { return {type, n, cols, row(r0)}; }
+    // Rows [r0, r0 + n) as a matrix (an expert of a stacked (E F, D) tensor); packed: r0 and n
+    // multiples of 8 (qmatrix_pack8 packs only matrices whose experts are).
+    QMatrix slice(int64_t r0, int64_t n) const { return {type, n, cols, row(r0), packed8}; }
 };
 
 // The activation format a weight type's dot product takes: Q8_0 for Q8_0 / Q4_0, Q8_K for
@@ -35,9 +40,14 @@ bool qmatmul_supports(GgmlType weight);
 // activation format). n a multiple of the block size.
 using QDotFn = float (*)(const void* w, const void* x, int64_t n);
 
+// The 8 dot products of one packed group of 8 rows (QMatrix::packed8) with x: y[0..7], rows in
+// their order. n a multiple of the block size.
+using QDot8Fn = void (*)(const void* w, const void* x, int64_t n, float* y);
+
 struct QDotTable {
     CpuPath path;
     QDotFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
+    QDot8Fn q4_0_x8;  // packed Q4_0 . Q8_0
     QDotFn get(GgmlType weight) const;
 };
 const QDotTable& qdot_kernels();                // the active path (MOE_CPU honoured)

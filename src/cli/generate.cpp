@@ -25,6 +25,7 @@ struct GenerateOptions {
     int threads = 0;
     std::string logits_out, prompt_ids;
     int64_t batch = 0;
+    bool repack = true;
 };
 
 // "1,2,3" or "1 2 3" -> ids; throws naming the bad entry.
@@ -76,7 +77,7 @@ void write_prompt_logits(const std::string& path, const ModelConfig& c, const In
 void run_generate(const GenerateOptions& o) {
     if (o.threads > 0) set_num_threads(o.threads);
     const bool by_ids = !o.prompt_ids.empty();  // a GGUF without a vocabulary works on ids
-    const auto m = load_model(o.model, "generate", !by_ids);
+    const auto m = load_model(o.model, "generate", !by_ids, o.repack);
     const ModelConfig& c = m->c;
     std::vector<int32_t> ids = by_ids ? parse_ids(o.prompt_ids, c.vocab_size) : m->tok.encode(o.prompt);
     // Llama family: BOS first, as llama.cpp (not for --prompt-ids: those are taken as given).
@@ -108,6 +109,7 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--prompt-ids", o->prompt_ids, "the prompt as token ids (\"1,2,3\"), instead of -p; prints ids (no tokenizer needed)");
     cmd->add_option("-b,--batch-size", o->batch, "--logits-out: feed the prompt in chunks of this many tokens (1: the decode path everywhere; default: all at once)")
         ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
+    cmd->add_flag("!--no-repack", o->repack, "read Q4_0 weights as stored instead of packed by 8 rows for decode");
     cmd->add_option("--logits-out", o->logits_out, "also write the prompt's tokens and logits (T, V) to this safetensors file");
     cmd->callback([o] { run_generate(*o); });
 }

@@ -7,7 +7,7 @@
 
 namespace moe::cli {
 
-std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op, bool need_tokenizer) {
+std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op, bool need_tokenizer, bool repack) {
     auto m = std::make_unique<LoadedModel>();
     // A .gguf file (moe convert, or llama.cpp's converter for Mixtral) or a model directory.
     const bool gguf = std::filesystem::is_regular_file(path) && gguf_has_magic(path);
@@ -24,6 +24,8 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op,
     }
     if (gguf) {
         m->w = gguf_infer_weights(file, m->c);
+        // Q4_0 packed for the decode kernel; the file's copy of those bytes leaves memory.
+        if (repack) m->packed_bytes = infer_weights_pack8(m->w, m->c, [&file](const void* p, uint64_t n) { file->release(p, n); });
     } else if (hf_can_map(path, m->c)) {
         m->w = hf_infer_weights(path, m->c);  // mapped, in the stored types
         m->format = "directory (mapped)";

@@ -29,7 +29,7 @@ struct RunOptions {
     int threads = 0;
     SamplingParams sampling;
     std::vector<std::string> stop;
-    bool chat = false;
+    bool chat = false, repack = true;
     std::string chat_template, system;
 };
 
@@ -118,7 +118,7 @@ void run_chat(const RunOptions& o, const LoadedModel& m) {
 void run(const RunOptions& o) {
     if (o.threads > 0) set_num_threads(o.threads);
     sampling_validate(o.sampling);
-    const auto m = load_model(o.model, "run");
+    const auto m = load_model(o.model, "run", true, o.repack);
     if (o.chat) {
         run_chat(o, *m);
         return;
@@ -188,6 +188,7 @@ void register_run(CLI::App& app) {
     cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "penalise the last --repeat-last-n tokens (1 = off)");
     cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "tokens the repetition penalty looks back over");
     cmd->add_option("--stop", o->stop, "stop when the generated text contains this string (repeatable)");
+    cmd->add_flag("!--no-repack", o->repack, "read Q4_0 weights as stored instead of packed by 8 rows for decode");
     cmd->add_flag("--chat", o->chat, "interactive chat: user messages from stdin, one per line, in the model's chat template");
     cmd->add_option("--chat-template", o->chat_template,
                     "chat template (" + chat_template_names() + "; default: from the model's metadata)");

@@ -104,6 +104,14 @@ MappedFile::MappedFile(const std::string& path, const char* op) {
     size_ = uint64_t(st.st_size);
 }
 
+void MappedFile::release(const void* p, uint64_t bytes) const {
+    const auto page = uint64_t(::sysconf(_SC_PAGESIZE));
+    const auto begin = uint64_t(reinterpret_cast<uintptr_t>(p)), base = uint64_t(reinterpret_cast<uintptr_t>(data_));
+    if (!data_ || begin < base || begin + bytes > base + size_) return;
+    const uint64_t first = (begin + page - 1) / page * page, last = (begin + bytes) / page * page;
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), size_t(last - first), MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_t(size_));
 }

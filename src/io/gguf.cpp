@@ -140,6 +140,10 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
     parse();
 }
 
+void GgufFile::release(const void* p, uint64_t bytes) const {
+    if (map_) map_->release(p, bytes);
+}
+
 GgufFile GgufFile::from_bytes(std::span<const uint8_t> bytes, const std::string& name) {
     GgufFile f;
     f.path_ = name;

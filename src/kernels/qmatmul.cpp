@@ -7,6 +7,7 @@
 
 #include "moe/error.h"
 #include "moe/gemm.h"
+#include "moe/qpack.h"
 
 namespace moe {
 
@@ -91,9 +92,19 @@ void qgemv_run(const QDotTable& table, const QGemvJob* jobs, int64_t n_jobs) {
 #pragma omp parallel for schedule(static) if (work >= (1 << 16))
     for (int64_t b = 0; b < nb; ++b) {
         const QGemvJob& J = jobs[blocks[size_t(b)].job];
-        const QDotFn dot = table.get(J.w.type);
         const int64_t wb = J.w.row_bytes();
         const uint8_t* W = static_cast<const uint8_t*>(J.w.data);
+        if (J.w.packed8) {  // groups of 8 rows (a block of 32 rows starts on a group)
+            float v[8];
+            for (int64_t r = blocks[size_t(b)].r0; r < blocks[size_t(b)].r1; r += 8)
+                for (int64_t i = 0; i < J.n; ++i) {
+                    table.q4_0_x8(W + r * wb, J.xq + i * J.xq_stride, J.w.cols, v);
+                    float* out = J.y + i * J.ldy + r;
+                    for (int k = 0; k < 8; ++k) out[k] = J.beta == 0.0f ? v[k] : J.beta * out[k] + v[k];
+                }
+            continue;
+        }
+        const QDotFn dot = table.get(J.w.type);
         for (int64_t r = blocks[size_t(b)].r0; r < blocks[size_t(b)].r1; ++r)
             for (int64_t i = 0; i < J.n; ++i) {
                 const float v = dot(W + r * wb, J.xq + i * J.xq_stride, J.w.cols);
@@ -120,14 +131,14 @@ void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int6
         qgemv_run(table, &job, 1);
         return;
     }
-    // Dequantize a panel of rows (about 4 MiB of f32) at a time, then one GEMM per panel.
-    const int64_t panel = std::clamp<int64_t>((int64_t(1) << 20) / w.cols, 16, w.rows);
+    // Dequantize a panel of rows (about 4 MiB of f32, whole groups of a packed matrix) at a
+    // time, then one GEMM per panel.
+    const int64_t panel = std::clamp<int64_t>((int64_t(1) << 20) / w.cols / 8 * 8, 16, w.rows);
     if (int64_t(s.panel.size()) < panel * w.cols) s.panel.resize(size_t(panel * w.cols));
     float* P = s.panel.data();
     for (int64_t r0 = 0; r0 < w.rows; r0 += panel) {
         const int64_t m = std::min(panel, w.rows - r0);
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < m; ++r) dequantize_row(w.type, w.row(r0 + r), P + r * w.cols, w.cols);
+        qmatrix_dequantize_rows(w, r0, m, P);
         gemm_f32(false, true, n, m, w.cols, 1.0f, x, ldx, P, w.cols, beta, y + r0, ldy);
     }
 }

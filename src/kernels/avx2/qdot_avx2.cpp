@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "moe/qmatmul.h"
+#include "moe/qpack.h"
 #include "../kquant_blocks.h"
 
 namespace moe {
@@ -114,6 +115,40 @@ float dot_32(const void* w, const void* x, int64_t n) {
     return hsum(_mm256_add_ps(acc0, acc1));
 }
 
+// Packed Q4_0 (include/moe/qpack.h) . Q8_0, 8 rows at once. Chunk c of a block holds 4 rows'
+// quant bytes 8 (c / 2) .. + 7: their low nibbles meet activations 8 (c / 2) .. + 7, the high
+// ones 16 + 8 (c / 2) .. + 7, broadcast to the 4 rows' 8-byte lanes. Nibbles stay unsigned
+// (0..15) for maddubs, and 8 sum(x) comes off every row; four products per row add in int16
+// (|.| <= 4 2 15 127 = 15240, minus at most 4 2 8 127 = 8128). Lanes leave in kQ4x8ScaleRow's
+// order, the order of the packed scales.
+void dot_q4_0_x8(const void* w, const void* x, int64_t n, float* y) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8_t* o = bytes(w) + 144 * b;
+        const uint8_t* xb = bytes(x) + 34 * b;
+        prefetch_lines(o, 3);
+        int64_t xq[4];
+        std::memcpy(xq, xb + 2, 32);
+        const __m256i x0 = _mm256_set1_epi64x(xq[0]), x8 = _mm256_set1_epi64x(xq[1]);
+        const __m256i x16 = _mm256_set1_epi64x(xq[2]), x24 = _mm256_set1_epi64x(xq[3]);
+        auto part = [&](__m256i v, __m256i lo_x, __m256i hi_x) {
+            return _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, m4), lo_x),
+                                    _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), hi_x));
+        };
+        const __m256i offset = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(eight, x0), _mm256_maddubs_epi16(eight, x16)),
+                                                _mm256_add_epi16(_mm256_maddubs_epi16(eight, x8), _mm256_maddubs_epi16(eight, x24)));
+        const __m256i r03 = _mm256_sub_epi16(_mm256_add_epi16(part(loadu(o + 16), x0, x16), part(loadu(o + 80), x8, x24)), offset);
+        const __m256i r47 = _mm256_sub_epi16(_mm256_add_epi16(part(loadu(o + 48), x0, x16), part(loadu(o + 112), x8, x24)), offset);
+        const __m256i sums = _mm256_hadd_epi32(_mm256_madd_epi16(r03, ones), _mm256_madd_epi16(r47, ones));
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o))), _mm256_set1_ps(half_at(xb)));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
+    }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    for (int i = 0; i < 8; ++i) y[kQ4x8ScaleRow[i]] = lanes[i];
+}
+
 // Q4_K . Q8_K, and Q5_K (kHigh: bit j of every qh byte is the fifth bit of sub-block j).
 template <bool kHigh>
 float dot_k4(const void* w, const void* x, int64_t n) {
@@ -194,6 +229,6 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
 }  // namespace
 
 const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_wide<float, f32x8, f32x1>, dot_wide<uint16_t, f16x8, f16x1>,
-                             dot_wide<uint16_t, bf16x8, bf16x1>, dot_32<34, q8_0_values>, dot_32<18, q4_0_values>, dot_k4<false>, dot_k4<true>, dot_q6_k};
+                             dot_wide<uint16_t, bf16x8, bf16x1>, dot_32<34, q8_0_values>, dot_32<18, q4_0_values>, dot_k4<false>, dot_k4<true>, dot_q6_k, dot_q4_0_x8};
 
 }  // namespace moe

@@ -10,6 +10,7 @@
 #include "moe/bf16.h"
 #include "moe/error.h"
 #include "moe/qmatmul.h"
+#include "moe/qpack.h"
 #include "../kquant_blocks.h"
 
 namespace moe {
@@ -68,6 +69,26 @@ float dot_32(const void* w, const void* x, int64_t n) {
         s += float(sum) * (half_at(wb) * half_at(xb));
     }
     return s;
+}
+
+// Packed Q4_0 (include/moe/qpack.h) . Q8_0: each row's block sum as dot_32 computes it.
+void dot_q4_0_x8(const void* w, const void* x, int64_t n, float* y) {
+    float s[8] = {};
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8_t* o = bytes(w) + 144 * b;
+        const uint8_t* xb = bytes(x) + 34 * b;
+        for (int i = 0; i < 8; ++i) {
+            const int r = kQ4x8ScaleRow[i];
+            const uint8_t* chunk = o + 16 + 32 * (r / 4) + 8 * (r % 4);  // quant bytes 0..7; 8..15 at + 64
+            int32_t sum = 0;
+            for (int k = 0; k < 16; ++k) {
+                const uint8_t q = chunk[64 * (k / 8) + k % 8];
+                sum += ((q & 0xf) - 8) * int32_t(i8(xb + 2)[k]) + ((q >> 4) - 8) * int32_t(i8(xb + 2)[k + 16]);
+            }
+            s[r] += float(sum) * (half_at(o + 2 * i) * half_at(xb));
+        }
+    }
+    for (int r = 0; r < 8; ++r) y[r] = s[r];
 }
 
 // Q4_K . Q8_K: x_w = (d sc_j) q - (dmin m_j) per sub-block j of 32, so
@@ -189,6 +210,6 @@ void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
     }
 }
 
-const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_32<34, q8_0_value>, dot_32<18, q4_0_value>, dot_k4<false>, dot_k4<true>, dot_q6_k};
+const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_32<34, q8_0_value>, dot_32<18, q4_0_value>, dot_k4<false>, dot_k4<true>, dot_q6_k, dot_q4_0_x8};
 
 }  // namespace moe
