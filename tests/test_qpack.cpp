@@ -118,6 +118,31 @@ TEST(QPack, QmatmulGivesThePlainMatrixResults) {
     }
 }
 
+TEST(QPack, ManyRowKernelsGiveTheOneRowKernelsSums) {
+    // Prompts (more than kQGemvMaxRows rows, gemv = -1) take the many-rows kernel: the same
+    // integer sums and float operations as the one-row kernel, so bit for bit; 70 rows cross a
+    // tile of 64 and end on a partial group of 4.
+    const int64_t rows = 32, cols = 320;
+    const std::vector<uint8_t> plain = q4_0_matrix(rows, cols, 6);
+    std::vector<uint8_t> packed(plain.size());
+    const QMatrix p = qmatrix_pack8({GgmlType::q4_0, rows, cols, plain.data()}, packed.data());
+    Rng rng(7);
+    for (int64_t n : {5, 70}) {
+        std::vector<float> x(static_cast<size_t>(n * cols));
+        rng.fill_normal(x.data(), n * cols, 0.0f, 1.0f);
+        for (const QDotTable* t : all_paths()) {
+            for (float beta : {0.0f, 0.5f}) {
+                SCOPED_TRACE(std::string(cpu_path_name(t->path)) + " n=" + std::to_string(n) + " beta=" + std::to_string(beta));
+                std::vector<float> a(static_cast<size_t>(n * (rows + 3)), 1.0f), b(a);
+                QMatmulScratch s;
+                qmatmul(*t, a.data(), rows + 3, x.data(), cols, n, p, beta, s, 1);
+                qmatmul(*t, b.data(), rows + 3, x.data(), cols, n, p, beta, s, -1);
+                EXPECT_EQ(a, b);  // padding columns (ldy = rows + 3) untouched in both
+            }
+        }
+    }
+}
+
 TEST(QPack, RefusesWhatItCannotPack) {
     std::vector<uint8_t> buf(4096);
     const QMatrix q8{GgmlType::q8_0, 8, 32, buf.data()}, twelve{GgmlType::q4_0, 12, 32, buf.data()};
@@ -157,9 +182,16 @@ TEST(QPack, DecoderGivesTheSameTokensPackedOrNot) {
     EXPECT_FALSE(packed.layers[0].ffn.quant.w2.packed8);  // F16
     EXPECT_FALSE(plain.layers[0].ffn.quant.w1.packed8);
     const std::vector<int32_t> prompt = {1, 17, 42, 5, 88, 23, 61, 9};
-    auto run = [&](const InferWeights& w, std::vector<float>* logits) {
+    // Greedy decoding from the prompt, fed in one batch or one token at a time; the logits of the
+    // prompt's last position and of every generated token.
+    auto run = [&](const InferWeights& w, bool batch, std::vector<float>* logits) {
         InferSession s(c, w, 64);
-        const float* l = s.feed(prompt.data(), int64_t(prompt.size()));
+        const float* l = nullptr;
+        if (batch) {
+            l = s.feed(prompt.data(), int64_t(prompt.size()));
+        } else {
+            for (const int32_t t : prompt) l = s.feed(&t, 1);
+        }
         std::vector<int32_t> out;
         for (int i = 0; i < 24; ++i) {
             logits->insert(logits->end(), l, l + c.vocab_size);
@@ -168,11 +200,20 @@ TEST(QPack, DecoderGivesTheSameTokensPackedOrNot) {
         }
         return out;
     };
-    std::vector<float> la, lb;
-    EXPECT_EQ(run(plain, &la), run(packed, &lb));
-    double err = 0, mag = 0;
-    for (size_t i = 0; i < la.size(); ++i) err = std::max(err, double(std::fabs(la[i] - lb[i]))), mag = std::max(mag, double(std::fabs(la[i])));
-    // The same integer block sums; only the order of the f32 block terms differs.
-    EXPECT_LT(err, 1e-5 * mag);
+    auto max_error = [](const std::vector<float>& a, const std::vector<float>& b) {
+        double err = 0, mag = 0;
+        for (size_t i = 0; i < a.size(); ++i)
+            err = std::max(err, double(std::fabs(a[i] - b[i]))), mag = std::max(mag, double(std::fabs(a[i])));
+        return err / mag;
+    };
+    // Token by token both take the quantized-activation kernels, per row or 8 rows at once: the
+    // same integer block sums, only the order of the f32 block terms differs.
+    std::vector<float> la, lb, lc, ld;
+    EXPECT_EQ(run(plain, false, &la), run(packed, false, &lb));
+    EXPECT_LT(max_error(la, lb), 1e-5);
+    // A packed prompt in one batch goes through the many-rows kernel (the one-row kernel's sums)
+    // and batched attention: the same tokens, logits to f32 rounding.
+    EXPECT_EQ(run(packed, true, &lc), run(packed, false, &ld));
+    EXPECT_LT(max_error(lc, ld), 1e-5);
     std::filesystem::remove(path);
 }

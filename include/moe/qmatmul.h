@@ -44,10 +44,23 @@ using QDotFn = float (*)(const void* w, const void* x, int64_t n);
 // their order. n a multiple of the block size.
 using QDot8Fn = void (*)(const void* w, const void* x, int64_t n, float* y);
 
+// Rows of x quantized to Q8_0 for the packed products of many rows (prompts): row i's blocks at
+// q + i stride, and per block (row-major, nb a row) its scale as f32 and 8 x the sum of its
+// values (the nibbles stay unsigned, q - 8 = nibble - 8: 8 sum(x) comes off each block's sum).
+struct QxRows {
+    const uint8_t* q = nullptr;
+    int64_t stride = 0, nb = 0;
+    const float* d = nullptr;
+    const int32_t* sum8 = nullptr;
+};
+// y[i ldy + r] (= beta y +) for rows i0 .. i0 + nx - 1 of x and the 8 rows r of one packed group.
+using QGemm8Fn = void (*)(const void* w, const QxRows& x, int64_t i0, int64_t nx, float* y, int64_t ldy, float beta);
+
 struct QDotTable {
     CpuPath path;
     QDotFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
-    QDot8Fn q4_0_x8;  // packed Q4_0 . Q8_0
+    QDot8Fn q4_0_x8;         // packed Q4_0 . Q8_0, one row of x
+    QGemm8Fn q4_0_x8_gemm;   // packed Q4_0 . Q8_0, many rows of x (the same sums as q4_0_x8)
     QDotFn get(GgmlType weight) const;
 };
 const QDotTable& qdot_kernels();                // the active path (MOE_CPU honoured)
@@ -66,6 +79,8 @@ void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n);
 struct QMatmulScratch {
     std::vector<uint8_t> xq, xq2;  // the quantized rows of x (xq2: a second format)
     std::vector<float> panel;  // dequantized rows of W
+    std::vector<float> xd;     // QxRows: block scales and 8 x block sums of xq
+    std::vector<int32_t> xs8;
 };
 
 // y (n, w.rows), row stride ldy = beta * y + x (n, w.cols), row stride ldx, times W^T.
@@ -73,7 +88,8 @@ struct QMatmulScratch {
 void qmatmul(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t n, const QMatrix& w, float beta,
              QMatmulScratch& scratch);
 // The same with an explicit kernel table (tests run every path) and the decode path forced on
-// or off (gemv = 1: dot kernels for every n; 0: dequantize + GEMM for every n; -1: by n).
+// or off (gemv = 1: dot kernels for every n; 0: dequantize + GEMM for every n; -1: by n, and a
+// packed matrix takes its many-rows kernel above kQGemvMaxRows rows instead of dequantizing).
 void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int64_t ldx, int64_t n,
              const QMatrix& w, float beta, QMatmulScratch& scratch, int gemv = -1);
 

@@ -3,6 +3,7 @@
 #include "moe/qmatmul.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "moe/error.h"
@@ -114,6 +115,48 @@ void qgemv_run(const QDotTable& table, const QGemvJob* jobs, int64_t n_jobs) {
     }
 }
 
+namespace {
+
+// x's rows quantized to Q8_0 with each block's f32 scale and 8 x its sum (QxRows).
+QxRows quantize_rows(QMatmulScratch& s, const float* x, int64_t ldx, int64_t n, int64_t cols) {
+    const int64_t nb = cols / 32, stride = ggml_row_bytes(GgmlType::q8_0, cols);
+    if (int64_t(s.xq.size()) < n * stride) s.xq.resize(size_t(n * stride));
+    if (int64_t(s.xd.size()) < n * nb) s.xd.resize(size_t(n * nb)), s.xs8.resize(size_t(n * nb));
+    uint8_t* q = s.xq.data();
+    float* d = s.xd.data();
+    int32_t* sum8 = s.xs8.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+        quantize_activations(GgmlType::q8_0, x + i * ldx, q + i * stride, cols);
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* blk = q + i * stride + 34 * b;
+            uint16_t h;
+            std::memcpy(&h, blk, 2);
+            int32_t sum = 0;
+            for (int j = 0; j < 32; ++j) sum += int8_t(blk[2 + j]);
+            d[i * nb + b] = fp16_to_fp32(h);
+            sum8[i * nb + b] = 8 * sum;
+        }
+    }
+    return QxRows{q, stride, nb, d, sum8};
+}
+
+// A packed matrix times many rows of x: each thread keeps its groups of 8 rows and passes them
+// over tiles of x's rows (a tile's activations stay in cache for all its groups).
+void qgemm_packed(const QDotTable& table, float* y, int64_t ldy, const QxRows& x, int64_t n, const QMatrix& w, float beta) {
+    constexpr int64_t kTile = 64;
+    const int64_t groups = w.rows / 8, gb = 8 * w.row_bytes();
+    const uint8_t* W = static_cast<const uint8_t*>(w.data);
+#pragma omp parallel
+    for (int64_t i0 = 0; i0 < n; i0 += kTile) {
+        const int64_t nx = std::min(kTile, n - i0);
+#pragma omp for schedule(static) nowait
+        for (int64_t g = 0; g < groups; ++g) table.q4_0_x8_gemm(W + g * gb, x, i0, nx, y + 8 * g, ldy, beta);
+    }
+}
+
+}  // namespace
+
 void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int64_t ldx, int64_t n,
              const QMatrix& w, float beta, QMatmulScratch& s, int gemv) {
     const char* op = "qmatmul";
@@ -129,6 +172,10 @@ void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int6
         job.xq_stride = qgemv_quantize(s.xq, w.type, x, ldx, n, w.cols);
         job.xq = s.xq.data();
         qgemv_run(table, &job, 1);
+        return;
+    }
+    if (w.packed8 && gemv < 0) {
+        qgemm_packed(table, y, ldy, quantize_rows(s, x, ldx, n, w.cols), n, w, beta);
         return;
     }
     // Dequantize a panel of rows (about 4 MiB of f32, whole groups of a packed matrix) at a

@@ -4,6 +4,7 @@
 // scaled and accumulated in f32 lanes, so only the order of the float additions differs.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "moe/qmatmul.h"
@@ -149,6 +150,62 @@ void dot_q4_0_x8(const void* w, const void* x, int64_t n, float* y) {
     for (int i = 0; i < 8; ++i) y[kQ4x8ScaleRow[i]] = lanes[i];
 }
 
+// Many rows of x (prompts): a block's 8 nibble vectors are unpacked once and multiplied with
+// NX rows' activations; 8 sum(x) and the f32 scale of each x block come precomputed (QxRows).
+// The same integer sums, scale products and accumulation order as dot_q4_0_x8 (bit for bit).
+template <int NX>
+void gemm_rows(const uint8_t* w, const QxRows& x, int64_t i0, __m256* acc) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    for (int i = 0; i < NX; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < x.nb; ++b) {
+        const uint8_t* o = w + 144 * b;
+        __m256i lo[4], hi[4];
+        for (int c = 0; c < 4; ++c) {
+            const __m256i v = loadu(o + 16 + 32 * c);
+            lo[c] = _mm256_and_si256(v, m4);
+            hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o)));
+        for (int i = 0; i < NX; ++i) {
+            const int64_t row = i0 + i;
+            int64_t xq[4];
+            std::memcpy(xq, x.q + row * x.stride + 34 * b + 2, 32);
+            const __m256i x0 = _mm256_set1_epi64x(xq[0]), x8 = _mm256_set1_epi64x(xq[1]);
+            const __m256i x16 = _mm256_set1_epi64x(xq[2]), x24 = _mm256_set1_epi64x(xq[3]);
+            const __m256i r03 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo[0], x0), _mm256_maddubs_epi16(hi[0], x16)),
+                                                 _mm256_add_epi16(_mm256_maddubs_epi16(lo[2], x8), _mm256_maddubs_epi16(hi[2], x24)));
+            const __m256i r47 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo[1], x0), _mm256_maddubs_epi16(hi[1], x16)),
+                                                 _mm256_add_epi16(_mm256_maddubs_epi16(lo[3], x8), _mm256_maddubs_epi16(hi[3], x24)));
+            const __m256i sums = _mm256_sub_epi32(_mm256_hadd_epi32(_mm256_madd_epi16(r03, ones), _mm256_madd_epi16(r47, ones)),
+                                                  _mm256_set1_epi32(x.sum8[row * x.nb + b]));
+            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[row * x.nb + b]));
+            acc[i] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc[i]);
+        }
+    }
+}
+
+void gemm_q4_0_x8(const void* w, const QxRows& x, int64_t i0, int64_t nx, float* y, int64_t ldy, float beta) {
+    __m256 acc[4];
+    for (int64_t i = i0; i < i0 + nx;) {
+        const int64_t k = std::min<int64_t>(4, i0 + nx - i);
+        switch (k) {
+            case 4: gemm_rows<4>(bytes(w), x, i, acc); break;
+            case 3: gemm_rows<3>(bytes(w), x, i, acc); break;
+            case 2: gemm_rows<2>(bytes(w), x, i, acc); break;
+            default: gemm_rows<1>(bytes(w), x, i, acc); break;
+        }
+        for (int64_t j = 0; j < k; ++j, ++i) {
+            alignas(32) float lanes[8];
+            _mm256_store_ps(lanes, acc[j]);
+            float* out = y + i * ldy;
+            for (int l = 0; l < 8; ++l) {
+                float& o = out[kQ4x8ScaleRow[l]];
+                o = beta == 0.0f ? lanes[l] : beta * o + lanes[l];
+            }
+        }
+    }
+}
+
 // Q4_K . Q8_K, and Q5_K (kHigh: bit j of every qh byte is the fifth bit of sub-block j).
 template <bool kHigh>
 float dot_k4(const void* w, const void* x, int64_t n) {
@@ -229,6 +286,6 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
 }  // namespace
 
 const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_wide<float, f32x8, f32x1>, dot_wide<uint16_t, f16x8, f16x1>,
-                             dot_wide<uint16_t, bf16x8, bf16x1>, dot_32<34, q8_0_values>, dot_32<18, q4_0_values>, dot_k4<false>, dot_k4<true>, dot_q6_k, dot_q4_0_x8};
+                             dot_wide<uint16_t, bf16x8, bf16x1>, dot_32<34, q8_0_values>, dot_32<18, q4_0_values>, dot_k4<false>, dot_k4<true>, dot_q6_k, dot_q4_0_x8, gemm_q4_0_x8};
 
 }  // namespace moe

@@ -91,6 +91,15 @@ void dot_q4_0_x8(const void* w, const void* x, int64_t n, float* y) {
     for (int r = 0; r < 8; ++r) y[r] = s[r];
 }
 
+// Many rows of x: dot_q4_0_x8 for each.
+void gemm_q4_0_x8(const void* w, const QxRows& x, int64_t i0, int64_t nx, float* y, int64_t ldy, float beta) {
+    for (int64_t i = i0; i < i0 + nx; ++i) {
+        float v[8];
+        dot_q4_0_x8(w, x.q + i * x.stride, 32 * x.nb, v);
+        for (int r = 0; r < 8; ++r) y[i * ldy + r] = beta == 0.0f ? v[r] : beta * y[i * ldy + r] + v[r];
+    }
+}
+
 // Q4_K . Q8_K: x_w = (d sc_j) q - (dmin m_j) per sub-block j of 32, so
 // w . x = d d_x sum_j sc_j (q . y)_j - dmin d_x sum_j m_j (sum of y over j).
 // Q5_K (kHigh): the same with a fifth bit per value, bit j of qh[l] for value l of sub-block j.
@@ -210,6 +219,6 @@ void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
     }
 }
 
-const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_32<34, q8_0_value>, dot_32<18, q4_0_value>, dot_k4<false>, dot_k4<true>, dot_q6_k, dot_q4_0_x8};
+const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_32<34, q8_0_value>, dot_32<18, q4_0_value>, dot_k4<false>, dot_k4<true>, dot_q6_k, dot_q4_0_x8, gemm_q4_0_x8};
 
 }  // namespace moe
