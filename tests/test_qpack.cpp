@@ -1,4 +1,4 @@
-// Q4_0 packed by 8 rows (include/moe/qpack.h): the layout round-trips, the 8-row kernels give
+// Q4_0 and Q8_0 packed by 8 rows (include/moe/qpack.h): the layout round-trips, the 8-row kernels give
 // the per-row kernels' products (the scalar twin bit for bit, SIMD to f32 rounding), qmatmul
 // and the decoder give the same results packed or not.
 #include <gtest/gtest.h>
@@ -20,13 +20,15 @@ using namespace moe;
 
 namespace {
 
-std::vector<uint8_t> q4_0_matrix(int64_t rows, int64_t cols, uint64_t seed) {
+const GgmlType kPackable[] = {GgmlType::q4_0, GgmlType::q8_0};
+
+std::vector<uint8_t> quantized_matrix(GgmlType type, int64_t rows, int64_t cols, uint64_t seed) {
     Rng rng(seed);
     std::vector<float> v(static_cast<size_t>(rows * cols));
     rng.fill_normal(v.data(), int64_t(v.size()), 0.0f, 1.0f);
-    const int64_t rb = ggml_row_bytes(GgmlType::q4_0, cols);
+    const int64_t rb = ggml_row_bytes(type, cols);
     std::vector<uint8_t> m(static_cast<size_t>(rows * rb));
-    for (int64_t r = 0; r < rows; ++r) quantize_row(GgmlType::q4_0, v.data() + r * cols, m.data() + r * rb, cols);
+    for (int64_t r = 0; r < rows; ++r) quantize_row(type, v.data() + r * cols, m.data() + r * rb, cols);
     return m;
 }
 
@@ -40,50 +42,56 @@ std::vector<const QDotTable*> all_paths() {
 }  // namespace
 
 TEST(QPack, PackThenUnpackGivesTheRowsBack) {
-    const int64_t rows = 24, cols = 96, rb = ggml_row_bytes(GgmlType::q4_0, cols);
-    const std::vector<uint8_t> plain = q4_0_matrix(rows, cols, 1);
-    std::vector<uint8_t> packed(plain.size()), back(static_cast<size_t>(8 * rb));
-    const QMatrix p = qmatrix_pack8({GgmlType::q4_0, rows, cols, plain.data()}, packed.data());
-    EXPECT_TRUE(p.packed8);
-    EXPECT_NE(packed, plain);  // the layout moved bytes
-    for (int64_t g = 0; g < rows / 8; ++g) {
-        qmatrix_unpack_group(p, g, back.data());
-        EXPECT_EQ(0, std::memcmp(back.data(), plain.data() + 8 * g * rb, size_t(8 * rb))) << "group " << g;
+    for (GgmlType type : kPackable) {
+        SCOPED_TRACE(ggml_type_name(type));
+        const int64_t rows = 24, cols = 96, rb = ggml_row_bytes(type, cols);
+        const std::vector<uint8_t> plain = quantized_matrix(type, rows, cols, 1);
+        std::vector<uint8_t> packed(plain.size()), back(static_cast<size_t>(8 * rb));
+        const QMatrix p = qmatrix_pack8({type, rows, cols, plain.data()}, packed.data());
+        EXPECT_TRUE(p.packed8);
+        EXPECT_NE(packed, plain);  // the layout moved bytes
+        for (int64_t g = 0; g < rows / 8; ++g) {
+            qmatrix_unpack_group(p, g, back.data());
+            EXPECT_EQ(0, std::memcmp(back.data(), plain.data() + 8 * g * rb, size_t(8 * rb))) << "group " << g;
+        }
+        // Dequantized rows, packed or not, are the same floats (also from a group boundary on).
+        std::vector<float> a(static_cast<size_t>(16 * cols)), b(a.size());
+        qmatrix_dequantize_rows(p, 8, 16, a.data());
+        qmatrix_dequantize_rows({type, rows, cols, plain.data()}, 8, 16, b.data());
+        EXPECT_EQ(a, b);
     }
-    // Dequantized rows, packed or not, are the same floats (also from a group boundary on).
-    std::vector<float> a(static_cast<size_t>(16 * cols)), b(a.size());
-    qmatrix_dequantize_rows(p, 8, 16, a.data());
-    qmatrix_dequantize_rows({GgmlType::q4_0, rows, cols, plain.data()}, 8, 16, b.data());
-    EXPECT_EQ(a, b);
 }
 
 TEST(QPack, EightRowKernelsGiveThePerRowProducts) {
-    const int64_t rows = 16, cols = 2048, rb = ggml_row_bytes(GgmlType::q4_0, cols);
-    const std::vector<uint8_t> plain = q4_0_matrix(rows, cols, 2);
-    std::vector<uint8_t> packed(plain.size());
-    const QMatrix p = qmatrix_pack8({GgmlType::q4_0, rows, cols, plain.data()}, packed.data());
-    Rng rng(4);
-    std::vector<float> x(static_cast<size_t>(cols));
-    rng.fill_normal(x.data(), cols, 0.0f, 2.0f);
-    std::vector<uint8_t> xq(static_cast<size_t>(ggml_row_bytes(GgmlType::q8_0, cols)));
-    quantize_activations(GgmlType::q8_0, x.data(), xq.data(), cols);
-    for (const QDotTable* t : all_paths()) {
-        SCOPED_TRACE(cpu_path_name(t->path));
-        for (int64_t g = 0; g < rows / 8; ++g) {
-            float y[8];
-            t->q4_0_x8(static_cast<const uint8_t*>(p.data) + 8 * g * rb, xq.data(), cols, y);
-            for (int i = 0; i < 8; ++i) {
-                const uint8_t* row = plain.data() + (8 * g + i) * rb;
-                const float want = kQDotScalar.q4_0(row, xq.data(), cols);
-                if (t->path == CpuPath::scalar) {
-                    EXPECT_EQ(y[i], want) << "row " << 8 * g + i;  // the same operations in the same order
-                } else {
-                    // 64 block terms added in another order: f32 rounding of sum |terms|.
-                    double mag = 0;
-                    std::vector<float> w(static_cast<size_t>(cols));
-                    dequantize_row(GgmlType::q4_0, row, w.data(), cols);
-                    for (int64_t k = 0; k < cols; ++k) mag += std::fabs(double(w[size_t(k)]) * x[size_t(k)]);
-                    EXPECT_NEAR(y[i], want, 1e-6 * mag) << "row " << 8 * g + i;
+    for (GgmlType type : kPackable) {
+        SCOPED_TRACE(ggml_type_name(type));
+        const int64_t rows = 16, cols = 2048, rb = ggml_row_bytes(type, cols);
+        const std::vector<uint8_t> plain = quantized_matrix(type, rows, cols, 2);
+        std::vector<uint8_t> packed(plain.size());
+        const QMatrix p = qmatrix_pack8({type, rows, cols, plain.data()}, packed.data());
+        Rng rng(4);
+        std::vector<float> x(static_cast<size_t>(cols));
+        rng.fill_normal(x.data(), cols, 0.0f, 2.0f);
+        std::vector<uint8_t> xq(static_cast<size_t>(ggml_row_bytes(GgmlType::q8_0, cols)));
+        quantize_activations(GgmlType::q8_0, x.data(), xq.data(), cols);
+        for (const QDotTable* t : all_paths()) {
+            SCOPED_TRACE(cpu_path_name(t->path));
+            for (int64_t g = 0; g < rows / 8; ++g) {
+                float y[8];
+                t->get8(type)(static_cast<const uint8_t*>(p.data) + 8 * g * rb, xq.data(), cols, y);
+                for (int i = 0; i < 8; ++i) {
+                    const uint8_t* row = plain.data() + (8 * g + i) * rb;
+                    const float want = kQDotScalar.get(type)(row, xq.data(), cols);
+                    if (t->path == CpuPath::scalar) {
+                        EXPECT_EQ(y[i], want) << "row " << 8 * g + i;  // the same operations in the same order
+                    } else {
+                        // 64 block terms added in another order: f32 rounding of sum |terms|.
+                        double mag = 0;
+                        std::vector<float> w(static_cast<size_t>(cols));
+                        dequantize_row(type, row, w.data(), cols);
+                        for (int64_t k = 0; k < cols; ++k) mag += std::fabs(double(w[size_t(k)]) * x[size_t(k)]);
+                        EXPECT_NEAR(y[i], want, 1e-6 * mag) << "row " << 8 * g + i;
+                    }
                 }
             }
         }
@@ -91,27 +99,31 @@ TEST(QPack, EightRowKernelsGiveThePerRowProducts) {
 }
 
 TEST(QPack, QmatmulGivesThePlainMatrixResults) {
-    const int64_t rows = 40, cols = 256;
-    const std::vector<uint8_t> plain = q4_0_matrix(rows, cols, 3);
-    std::vector<uint8_t> packed(plain.size());
-    const QMatrix m{GgmlType::q4_0, rows, cols, plain.data()};
-    const QMatrix p = qmatrix_pack8(m, packed.data());
-    Rng rng(5);
-    for (int64_t n : {1, 3, 9}) {
-        std::vector<float> x(static_cast<size_t>(n * cols));
-        rng.fill_normal(x.data(), n * cols, 0.0f, 1.0f);
-        for (const QDotTable* t : all_paths()) {
-            for (int gemv : {1, 0}) {
-                SCOPED_TRACE(std::string(cpu_path_name(t->path)) + " n=" + std::to_string(n) + " gemv=" + std::to_string(gemv));
-                std::vector<float> a(static_cast<size_t>(n * rows), 1.0f), b(a);
-                QMatmulScratch s;
-                qmatmul(*t, a.data(), rows, x.data(), cols, n, m, 0.5f, s, gemv);
-                qmatmul(*t, b.data(), rows, x.data(), cols, n, p, 0.5f, s, gemv);
-                for (size_t i = 0; i < a.size(); ++i) {
-                    if (gemv == 0 || t->path == CpuPath::scalar)
-                        EXPECT_EQ(a[i], b[i]) << i;  // the same floats through the same GEMM / operations
-                    else
-                        EXPECT_NEAR(a[i], b[i], 2e-5 * (1.0 + std::fabs(a[i]))) << i;
+    for (GgmlType type : kPackable) {
+        SCOPED_TRACE(ggml_type_name(type));
+        const int64_t rows = 40, cols = 256;
+        const std::vector<uint8_t> plain = quantized_matrix(type, rows, cols, 3);
+        std::vector<uint8_t> packed(plain.size());
+        const QMatrix m{type, rows, cols, plain.data()};
+        const QMatrix p = qmatrix_pack8(m, packed.data());
+        Rng rng(5);
+        for (int64_t n : {1, 3, 9}) {
+            std::vector<float> x(static_cast<size_t>(n * cols));
+            rng.fill_normal(x.data(), n * cols, 0.0f, 1.0f);
+            for (const QDotTable* t : all_paths()) {
+                for (int gemv : {1, 0}) {
+                    SCOPED_TRACE(std::string(cpu_path_name(t->path)) + " n=" + std::to_string(n) +
+                                 " gemv=" + std::to_string(gemv));
+                    std::vector<float> a(static_cast<size_t>(n * rows), 1.0f), b(a);
+                    QMatmulScratch s;
+                    qmatmul(*t, a.data(), rows, x.data(), cols, n, m, 0.5f, s, gemv);
+                    qmatmul(*t, b.data(), rows, x.data(), cols, n, p, 0.5f, s, gemv);
+                    for (size_t i = 0; i < a.size(); ++i) {
+                        if (gemv == 0 || t->path == CpuPath::scalar)
+                            EXPECT_EQ(a[i], b[i]) << i;  // the same floats through the same GEMM / operations
+                        else
+                            EXPECT_NEAR(a[i], b[i], 2e-5 * (1.0 + std::fabs(a[i]))) << i;
+                    }
                 }
             }
         }
@@ -122,22 +134,26 @@ TEST(QPack, ManyRowKernelsGiveTheOneRowKernelsSums) {
     // Prompts (more than kQGemvMaxRows rows, gemv = -1) take the many-rows kernel: the same
     // integer sums and float operations as the one-row kernel, so bit for bit; 70 rows cross a
     // tile of 64 and end on a partial group of 4.
-    const int64_t rows = 32, cols = 320;
-    const std::vector<uint8_t> plain = q4_0_matrix(rows, cols, 6);
-    std::vector<uint8_t> packed(plain.size());
-    const QMatrix p = qmatrix_pack8({GgmlType::q4_0, rows, cols, plain.data()}, packed.data());
-    Rng rng(7);
-    for (int64_t n : {5, 70}) {
-        std::vector<float> x(static_cast<size_t>(n * cols));
-        rng.fill_normal(x.data(), n * cols, 0.0f, 1.0f);
-        for (const QDotTable* t : all_paths()) {
-            for (float beta : {0.0f, 0.5f}) {
-                SCOPED_TRACE(std::string(cpu_path_name(t->path)) + " n=" + std::to_string(n) + " beta=" + std::to_string(beta));
-                std::vector<float> a(static_cast<size_t>(n * (rows + 3)), 1.0f), b(a);
-                QMatmulScratch s;
-                qmatmul(*t, a.data(), rows + 3, x.data(), cols, n, p, beta, s, 1);
-                qmatmul(*t, b.data(), rows + 3, x.data(), cols, n, p, beta, s, -1);
-                EXPECT_EQ(a, b);  // padding columns (ldy = rows + 3) untouched in both
+    for (GgmlType type : kPackable) {
+        SCOPED_TRACE(ggml_type_name(type));
+        const int64_t rows = 32, cols = 320;
+        const std::vector<uint8_t> plain = quantized_matrix(type, rows, cols, 6);
+        std::vector<uint8_t> packed(plain.size());
+        const QMatrix p = qmatrix_pack8({type, rows, cols, plain.data()}, packed.data());
+        Rng rng(7);
+        for (int64_t n : {5, 70}) {
+            std::vector<float> x(static_cast<size_t>(n * cols));
+            rng.fill_normal(x.data(), n * cols, 0.0f, 1.0f);
+            for (const QDotTable* t : all_paths()) {
+                for (float beta : {0.0f, 0.5f}) {
+                    SCOPED_TRACE(std::string(cpu_path_name(t->path)) + " n=" + std::to_string(n) +
+                                 " beta=" + std::to_string(beta));
+                    std::vector<float> a(static_cast<size_t>(n * (rows + 3)), 1.0f), b(a);
+                    QMatmulScratch s;
+                    qmatmul(*t, a.data(), rows + 3, x.data(), cols, n, p, beta, s, 1);
+                    qmatmul(*t, b.data(), rows + 3, x.data(), cols, n, p, beta, s, -1);
+                    EXPECT_EQ(a, b);  // padding columns (ldy = rows + 3) untouched in both
+                }
             }
         }
     }
@@ -145,8 +161,8 @@ TEST(QPack, ManyRowKernelsGiveTheOneRowKernelsSums) {
 
 TEST(QPack, RefusesWhatItCannotPack) {
     std::vector<uint8_t> buf(4096);
-    const QMatrix q8{GgmlType::q8_0, 8, 32, buf.data()}, twelve{GgmlType::q4_0, 12, 32, buf.data()};
-    EXPECT_FALSE(qmatrix_packable(q8));
+    const QMatrix q4k{GgmlType::q4_k, 8, 256, buf.data()}, twelve{GgmlType::q4_0, 12, 32, buf.data()};
+    EXPECT_FALSE(qmatrix_packable(q4k));
     EXPECT_FALSE(qmatrix_packable(twelve));
     EXPECT_TRUE(qmatrix_packable({GgmlType::q4_0, 16, 32, buf.data()}));
     std::vector<uint8_t> dst(4096);
@@ -154,7 +170,9 @@ TEST(QPack, RefusesWhatItCannotPack) {
         qmatrix_pack8(twelve, dst.data());
         FAIL() << "12 rows packed";
     } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("multiple of 8 rows, got Q4_0 (12, 32)"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("Q4_0 / Q8_0 matrices of a multiple of 8 rows, got Q4_0 (12, 32)"),
+                  std::string::npos)
+            << e.what();
     }
     const QMatrix p = qmatrix_pack8({GgmlType::q4_0, 16, 32, buf.data()}, dst.data());
     EXPECT_FALSE(qmatrix_packable(p));
@@ -163,57 +181,60 @@ TEST(QPack, RefusesWhatItCannotPack) {
 }
 
 TEST(QPack, DecoderGivesTheSameTokensPackedOrNot) {
-    // The tiny Mixtral (D 32, F 24, 4 experts, vocabulary 96) in Q4_0: every matrix packs but
-    // the experts' down projections, which moe convert writes in F16 (24 columns: no Q4_0 blocks).
-    const std::string path = moe::test::convert_hf_mixtral_tiny(GgmlType::q4_0);
-    auto file = std::make_shared<const GgufFile>(path);
-    const ModelConfig c = gguf_model_config(*file);
-    const InferWeights plain = gguf_infer_weights(file, c);
-    InferWeights packed = plain;
-    int released = 0;
-    // Released pages of the mapping read back from the file: `plain` still reads them below.
-    const int64_t bytes = infer_weights_pack8(packed, c, [&](const void* p, uint64_t n) {
-        ++released;
-        file->release(p, n);
-    });
-    EXPECT_GT(bytes, 0);
-    EXPECT_EQ(released, 1 + int(c.num_layers) * 6);  // LM head; q k v o, gate and up per layer
-    ASSERT_TRUE(packed.layers[0].ffn.quant.w1.packed8 && packed.layers[1].q.packed8 && packed.lm_head.packed8);
-    EXPECT_FALSE(packed.layers[0].ffn.quant.w2.packed8);  // F16
-    EXPECT_FALSE(plain.layers[0].ffn.quant.w1.packed8);
-    const std::vector<int32_t> prompt = {1, 17, 42, 5, 88, 23, 61, 9};
-    // Greedy decoding from the prompt, fed in one batch or one token at a time; the logits of the
-    // prompt's last position and of every generated token.
-    auto run = [&](const InferWeights& w, bool batch, std::vector<float>* logits) {
-        InferSession s(c, w, 64);
-        const float* l = nullptr;
-        if (batch) {
-            l = s.feed(prompt.data(), int64_t(prompt.size()));
-        } else {
-            for (const int32_t t : prompt) l = s.feed(&t, 1);
-        }
-        std::vector<int32_t> out;
-        for (int i = 0; i < 24; ++i) {
-            logits->insert(logits->end(), l, l + c.vocab_size);
-            out.push_back(int32_t(std::max_element(l, l + c.vocab_size) - l));
-            l = s.feed(&out.back(), 1);
-        }
-        return out;
-    };
-    auto max_error = [](const std::vector<float>& a, const std::vector<float>& b) {
-        double err = 0, mag = 0;
-        for (size_t i = 0; i < a.size(); ++i)
-            err = std::max(err, double(std::fabs(a[i] - b[i]))), mag = std::max(mag, double(std::fabs(a[i])));
-        return err / mag;
-    };
-    // Token by token both take the quantized-activation kernels, per row or 8 rows at once: the
-    // same integer block sums, only the order of the f32 block terms differs.
-    std::vector<float> la, lb, lc, ld;
-    EXPECT_EQ(run(plain, false, &la), run(packed, false, &lb));
-    EXPECT_LT(max_error(la, lb), 1e-5);
-    // A packed prompt in one batch goes through the many-rows kernel (the one-row kernel's sums)
-    // and batched attention: the same tokens, logits to f32 rounding.
-    EXPECT_EQ(run(packed, true, &lc), run(packed, false, &ld));
-    EXPECT_LT(max_error(lc, ld), 1e-5);
-    std::filesystem::remove(path);
+    for (GgmlType type : kPackable) {
+        SCOPED_TRACE(ggml_type_name(type));
+        // The tiny Mixtral (D 32, F 24, 4 experts, vocabulary 96) in Q4_0 / Q8_0: every matrix packs
+        // but the experts' down projections, which moe convert writes in F16 (24 columns: no blocks).
+        const std::string path = moe::test::convert_hf_mixtral_tiny(type);
+        auto file = std::make_shared<const GgufFile>(path);
+        const ModelConfig c = gguf_model_config(*file);
+        const InferWeights plain = gguf_infer_weights(file, c);
+        InferWeights packed = plain;
+        int released = 0;
+        // Released pages of the mapping read back from the file: `plain` still reads them below.
+        const int64_t bytes = infer_weights_pack8(packed, c, [&](const void* p, uint64_t n) {
+            ++released;
+            file->release(p, n);
+        });
+        EXPECT_GT(bytes, 0);
+        EXPECT_EQ(released, 1 + int(c.num_layers) * 6);  // LM head; q k v o, gate and up per layer
+        ASSERT_TRUE(packed.layers[0].ffn.quant.w1.packed8 && packed.layers[1].q.packed8 && packed.lm_head.packed8);
+        EXPECT_FALSE(packed.layers[0].ffn.quant.w2.packed8);  // F16
+        EXPECT_FALSE(plain.layers[0].ffn.quant.w1.packed8);
+        const std::vector<int32_t> prompt = {1, 17, 42, 5, 88, 23, 61, 9};
+        // Greedy decoding from the prompt, fed in one batch or one token at a time; the logits of the
+        // prompt's last position and of every generated token.
+        auto run = [&](const InferWeights& w, bool batch, std::vector<float>* logits) {
+            InferSession s(c, w, 64);
+            const float* l = nullptr;
+            if (batch) {
+                l = s.feed(prompt.data(), int64_t(prompt.size()));
+            } else {
+                for (const int32_t t : prompt) l = s.feed(&t, 1);
+            }
+            std::vector<int32_t> out;
+            for (int i = 0; i < 24; ++i) {
+                logits->insert(logits->end(), l, l + c.vocab_size);
+                out.push_back(int32_t(std::max_element(l, l + c.vocab_size) - l));
+                l = s.feed(&out.back(), 1);
+            }
+            return out;
+        };
+        auto max_error = [](const std::vector<float>& a, const std::vector<float>& b) {
+            double err = 0, mag = 0;
+            for (size_t i = 0; i < a.size(); ++i)
+                err = std::max(err, double(std::fabs(a[i] - b[i]))), mag = std::max(mag, double(std::fabs(a[i])));
+            return err / mag;
+        };
+        // Token by token both take the quantized-activation kernels, per row or 8 rows at once: the
+        // same integer block sums, only the order of the f32 block terms differs.
+        std::vector<float> la, lb, lc, ld;
+        EXPECT_EQ(run(plain, false, &la), run(packed, false, &lb));
+        EXPECT_LT(max_error(la, lb), 1e-5);
+        // A packed prompt in one batch goes through the many-rows kernel (the one-row kernel's sums)
+        // and batched attention: the same tokens, logits to f32 rounding.
+        EXPECT_EQ(run(packed, true, &lc), run(packed, false, &ld));
+        EXPECT_LT(max_error(lc, ld), 1e-5);
+        std::filesystem::remove(path);
+    }
 }

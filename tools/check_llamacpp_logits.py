@@ -30,7 +30,8 @@ def main():
     ap.add_argument("-n", type=int, default=16, help="greedy tokens")
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("-b", type=int, default=0, help="moe's prompt chunk (1: decode path, activations quantized "
-                    "as llama.cpp does; 0: one batch, dequantize + f32 GEMM)")
+                    "as llama.cpp does; 0: one batch, dequantize + f32 GEMM, or packed Q4_0's integer kernel)")
+    ap.add_argument("--moe-arg", action="append", default=[], help="an extra argument for moe generate (e.g. --no-repack)")
     a = ap.parse_args()
     llm = Llama(model_path=a.model, n_ctx=a.p + a.n + 8, n_batch=a.p, n_threads=a.t, n_threads_batch=a.t,
                 type_k=0, type_v=0, logits_all=True, verbose=False)
@@ -47,7 +48,7 @@ def main():
         out = os.path.join(d, "logits.safetensors")
         r = subprocess.run([a.moe, "generate", "-m", a.model, "--prompt-ids", ",".join(map(str, prompt)),
                             "--logits-out", out, "-b", str(a.b), "--temp", "0", "-n", str(a.n), "-t", str(a.t),
-                            "-c", str(a.p + a.n + 8)], check=True, capture_output=True, text=True)
+                            "-c", str(a.p + a.n + 8)] + a.moe_arg, check=True, capture_output=True, text=True)
         got = load_file(out)["logits"]
     ids = [int(x) for x in r.stdout.split()][a.p:]
     errs = [float(np.abs(got[i] - ref[i]).max() / np.abs(ref[i]).max()) for i in range(a.p)]

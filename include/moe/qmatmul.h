@@ -59,9 +59,11 @@ using QGemm8Fn = void (*)(const void* w, const QxRows& x, int64_t i0, int64_t nx
 struct QDotTable {
     CpuPath path;
     QDotFn f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k;
-    QDot8Fn q4_0_x8;         // packed Q4_0 . Q8_0, one row of x
-    QGemm8Fn q4_0_x8_gemm;   // packed Q4_0 . Q8_0, many rows of x (the same sums as q4_0_x8)
+    QDot8Fn q4_0_x8, q8_0_x8;              // packed Q4_0 / Q8_0 . Q8_0, one row of x
+    QGemm8Fn q4_0_x8_gemm, q8_0_x8_gemm;   // the same, many rows of x (the same sums)
     QDotFn get(GgmlType weight) const;
+    QDot8Fn get8(GgmlType weight) const;    // nullptr for a type that does not pack
+    QGemm8Fn gemm8(GgmlType weight) const;
 };
 const QDotTable& qdot_kernels();                // the active path (MOE_CPU honoured)
 const QDotTable* qdot_kernels_for(CpuPath p);   // nullptr when not compiled in or unsupported

@@ -51,6 +51,14 @@ QDotFn QDotTable::get(GgmlType weight) const {
     }
 }
 
+QDot8Fn QDotTable::get8(GgmlType weight) const {
+    return weight == GgmlType::q4_0 ? q4_0_x8 : weight == GgmlType::q8_0 ? q8_0_x8 : nullptr;
+}
+
+QGemm8Fn QDotTable::gemm8(GgmlType weight) const {
+    return weight == GgmlType::q4_0 ? q4_0_x8_gemm : weight == GgmlType::q8_0 ? q8_0_x8_gemm : nullptr;
+}
+
 const QDotTable* qdot_kernels_for(CpuPath p) {
     if (!cpu_supports(p)) return nullptr;
     switch (p) {
@@ -96,10 +104,11 @@ void qgemv_run(const QDotTable& table, const QGemvJob* jobs, int64_t n_jobs) {
         const int64_t wb = J.w.row_bytes();
         const uint8_t* W = static_cast<const uint8_t*>(J.w.data);
         if (J.w.packed8) {  // groups of 8 rows (a block of 32 rows starts on a group)
+            const QDot8Fn dot8 = table.get8(J.w.type);
             float v[8];
             for (int64_t r = blocks[size_t(b)].r0; r < blocks[size_t(b)].r1; r += 8)
                 for (int64_t i = 0; i < J.n; ++i) {
-                    table.q4_0_x8(W + r * wb, J.xq + i * J.xq_stride, J.w.cols, v);
+                    dot8(W + r * wb, J.xq + i * J.xq_stride, J.w.cols, v);
                     float* out = J.y + i * J.ldy + r;
                     for (int k = 0; k < 8; ++k) out[k] = J.beta == 0.0f ? v[k] : J.beta * out[k] + v[k];
                 }
@@ -117,7 +126,8 @@ void qgemv_run(const QDotTable& table, const QGemvJob* jobs, int64_t n_jobs) {
 
 namespace {
 
-// x's rows quantized to Q8_0 with each block's f32 scale and 8 x its sum (QxRows).
+// x's rows quantized to Q8_0 with each block's f32 scale and 8 x its sum (QxRows; the sum is
+// for Q4_0's unsigned nibbles, Q8_0's kernels do not read it).
 QxRows quantize_rows(QMatmulScratch& s, const float* x, int64_t ldx, int64_t n, int64_t cols) {
     const int64_t nb = cols / 32, stride = ggml_row_bytes(GgmlType::q8_0, cols);
     if (int64_t(s.xq.size()) < n * stride) s.xq.resize(size_t(n * stride));
@@ -147,11 +157,12 @@ void qgemm_packed(const QDotTable& table, float* y, int64_t ldy, const QxRows& x
     constexpr int64_t kTile = 64;
     const int64_t groups = w.rows / 8, gb = 8 * w.row_bytes();
     const uint8_t* W = static_cast<const uint8_t*>(w.data);
+    const QGemm8Fn gemm = table.gemm8(w.type);
 #pragma omp parallel
     for (int64_t i0 = 0; i0 < n; i0 += kTile) {
         const int64_t nx = std::min(kTile, n - i0);
 #pragma omp for schedule(static) nowait
-        for (int64_t g = 0; g < groups; ++g) table.q4_0_x8_gemm(W + g * gb, x, i0, nx, y + 8 * g, ldy, beta);
+        for (int64_t g = 0; g < groups; ++g) gemm(W + g * gb, x, i0, nx, y + 8 * g, ldy, beta);
     }
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "moe/qmatmul.h"
 #include "moe/qpack.h"
@@ -116,93 +117,115 @@ float dot_32(const void* w, const void* x, int64_t n) {
     return hsum(_mm256_add_ps(acc0, acc1));
 }
 
-// Packed Q4_0 (include/moe/qpack.h) . Q8_0, 8 rows at once. Chunk c of a block holds 4 rows'
-// quant bytes 8 (c / 2) .. + 7: their low nibbles meet activations 8 (c / 2) .. + 7, the high
-// ones 16 + 8 (c / 2) .. + 7, broadcast to the 4 rows' 8-byte lanes. Nibbles stay unsigned
-// (0..15) for maddubs, and 8 sum(x) comes off every row; four products per row add in int16
-// (|.| <= 4 2 15 127 = 15240, minus at most 4 2 8 127 = 8128). Lanes leave in kQ4x8ScaleRow's
-// order, the order of the packed scales.
-void dot_q4_0_x8(const void* w, const void* x, int64_t n, float* y) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / 32; ++b) {
-        const uint8_t* o = bytes(w) + 144 * b;
-        const uint8_t* xb = bytes(x) + 34 * b;
-        prefetch_lines(o, 3);
-        int64_t xq[4];
-        std::memcpy(xq, xb + 2, 32);
-        const __m256i x0 = _mm256_set1_epi64x(xq[0]), x8 = _mm256_set1_epi64x(xq[1]);
-        const __m256i x16 = _mm256_set1_epi64x(xq[2]), x24 = _mm256_set1_epi64x(xq[3]);
-        auto part = [&](__m256i v, __m256i lo_x, __m256i hi_x) {
-            return _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, m4), lo_x),
-                                    _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), hi_x));
-        };
-        const __m256i offset = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(eight, x0), _mm256_maddubs_epi16(eight, x16)),
-                                                _mm256_add_epi16(_mm256_maddubs_epi16(eight, x8), _mm256_maddubs_epi16(eight, x24)));
-        const __m256i r03 = _mm256_sub_epi16(_mm256_add_epi16(part(loadu(o + 16), x0, x16), part(loadu(o + 80), x8, x24)), offset);
-        const __m256i r47 = _mm256_sub_epi16(_mm256_add_epi16(part(loadu(o + 48), x0, x16), part(loadu(o + 112), x8, x24)), offset);
-        const __m256i sums = _mm256_hadd_epi32(_mm256_madd_epi16(r03, ones), _mm256_madd_epi16(r47, ones));
-        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o))), _mm256_set1_ps(half_at(xb)));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
-    }
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, acc);
-    for (int i = 0; i < 8; ++i) y[kQ4x8ScaleRow[i]] = lanes[i];
-}
-
-// Many rows of x (prompts): a block's 8 nibble vectors are unpacked once and multiplied with
-// NX rows' activations; 8 sum(x) and the f32 scale of each x block come precomputed (QxRows).
-// The same integer sums, scale products and accumulation order as dot_q4_0_x8 (bit for bit).
-template <int NX>
-void gemm_rows(const uint8_t* w, const QxRows& x, int64_t i0, __m256* acc) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-    for (int i = 0; i < NX; ++i) acc[i] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < x.nb; ++b) {
-        const uint8_t* o = w + 144 * b;
-        __m256i lo[4], hi[4];
+// Packed Q4_0 / Q8_0 (include/moe/qpack.h) . Q8_0, 8 rows at once. Chunk c of a block holds 4
+// rows' quant bytes 8 (c / 2) .. + 7, broadcast activations meet them in each row's 8-byte lane.
+// Q4_0: the low nibbles meet activations 8 (c / 2) .., the high ones 16 + 8 (c / 2) ..; nibbles
+// stay unsigned (0..15) for maddubs and 8 sum(x) comes off every row, four products per row
+// adding in int16 (|.| <= 4 2 15 127 = 15240, the 8 sum(x) term at most 4 2 8 127 = 8128).
+// Q8_0: |q| . sign(x, q) (dot_i8), one madd per chunk. The two int32 vectors of rows 0-3 and
+// 4-7 leave through one horizontal add, in kQx8ScaleRow's order, the order of the packed scales.
+struct Q4x8 {
+    static constexpr int64_t kBlock = 144;
+    __m256i lo[4], hi[4];
+    void load(const uint8_t* o) {
+        const __m256i m4 = _mm256_set1_epi8(0x0f);
         for (int c = 0; c < 4; ++c) {
             const __m256i v = loadu(o + 16 + 32 * c);
             lo[c] = _mm256_and_si256(v, m4);
             hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
         }
+    }
+    // The 8 rows' integer sums with activation block xb (32 int8), minus sum8 = 8 sum(x).
+    __m256i sums(const uint8_t* xb, int32_t sum8) const {
+        int64_t xq[4];
+        std::memcpy(xq, xb, 32);
+        const __m256i x0 = _mm256_set1_epi64x(xq[0]), x8 = _mm256_set1_epi64x(xq[1]);
+        const __m256i x16 = _mm256_set1_epi64x(xq[2]), x24 = _mm256_set1_epi64x(xq[3]);
+        const __m256i ones = _mm256_set1_epi16(1);
+        const __m256i r03 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo[0], x0), _mm256_maddubs_epi16(hi[0], x16)),
+                                             _mm256_add_epi16(_mm256_maddubs_epi16(lo[2], x8), _mm256_maddubs_epi16(hi[2], x24)));
+        const __m256i r47 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo[1], x0), _mm256_maddubs_epi16(hi[1], x16)),
+                                             _mm256_add_epi16(_mm256_maddubs_epi16(lo[3], x8), _mm256_maddubs_epi16(hi[3], x24)));
+        return _mm256_sub_epi32(_mm256_hadd_epi32(_mm256_madd_epi16(r03, ones), _mm256_madd_epi16(r47, ones)), _mm256_set1_epi32(sum8));
+    }
+};
+struct Q8x8 {
+    static constexpr int64_t kBlock = 272;
+    const uint8_t* o = nullptr;
+    void load(const uint8_t* block) { o = block; }  // the chunks are read per activation row
+    __m256i sums(const uint8_t* xb, int32_t) const {
+        int64_t xq[4];
+        std::memcpy(xq, xb, 32);
+        __m256i r[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int c = 0; c < 8; ++c) r[c % 2] = _mm256_add_epi32(r[c % 2], dot_i8(loadu(o + 16 + 32 * c), _mm256_set1_epi64x(xq[c / 2])));
+        return _mm256_hadd_epi32(r[0], r[1]);
+    }
+};
+
+int32_t sum8_of(const uint8_t* xb) {  // 8 x the sum of a Q8_0 block's 32 values
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), loadu(xb)), _mm256_set1_epi16(1));
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    return _mm_cvtsi128_si32(h);
+}
+
+inline void store_lanes(__m256 acc, float* y, float beta) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    for (int l = 0; l < 8; ++l) {
+        float& o = y[kQx8ScaleRow[l]];
+        o = beta == 0.0f ? lanes[l] : beta * o + lanes[l];
+    }
+}
+
+template <class P>
+void dot_x8(const void* w, const void* x, int64_t n, float* y) {
+    __m256 acc = _mm256_setzero_ps();
+    P p;
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const uint8_t* o = bytes(w) + P::kBlock * b;
+        const uint8_t* xb = bytes(x) + 34 * b;
+        prefetch_lines(o, int(P::kBlock + 63) / 64);
+        p.load(o);
+        const __m256i s = p.sums(xb + 2, std::is_same_v<P, Q4x8> ? sum8_of(xb + 2) : 0);
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o))), _mm256_set1_ps(half_at(xb)));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
+    }
+    store_lanes(acc, y, 0.0f);
+}
+
+// Many rows of x (prompts): a block's weights are unpacked once for NX rows of activations,
+// whose f32 scales and 8 sum(x) come precomputed (QxRows). The same integer sums, scale products
+// and accumulation order as dot_x8 (bit for bit).
+template <class P, int NX>
+void gemm_rows(const uint8_t* w, const QxRows& x, int64_t i0, __m256* acc) {
+    for (int i = 0; i < NX; ++i) acc[i] = _mm256_setzero_ps();
+    P p;
+    for (int64_t b = 0; b < x.nb; ++b) {
+        const uint8_t* o = w + P::kBlock * b;
+        p.load(o);
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o)));
         for (int i = 0; i < NX; ++i) {
             const int64_t row = i0 + i;
-            int64_t xq[4];
-            std::memcpy(xq, x.q + row * x.stride + 34 * b + 2, 32);
-            const __m256i x0 = _mm256_set1_epi64x(xq[0]), x8 = _mm256_set1_epi64x(xq[1]);
-            const __m256i x16 = _mm256_set1_epi64x(xq[2]), x24 = _mm256_set1_epi64x(xq[3]);
-            const __m256i r03 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo[0], x0), _mm256_maddubs_epi16(hi[0], x16)),
-                                                 _mm256_add_epi16(_mm256_maddubs_epi16(lo[2], x8), _mm256_maddubs_epi16(hi[2], x24)));
-            const __m256i r47 = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo[1], x0), _mm256_maddubs_epi16(hi[1], x16)),
-                                                 _mm256_add_epi16(_mm256_maddubs_epi16(lo[3], x8), _mm256_maddubs_epi16(hi[3], x24)));
-            const __m256i sums = _mm256_sub_epi32(_mm256_hadd_epi32(_mm256_madd_epi16(r03, ones), _mm256_madd_epi16(r47, ones)),
-                                                  _mm256_set1_epi32(x.sum8[row * x.nb + b]));
-            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[row * x.nb + b]));
-            acc[i] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc[i]);
+            const __m256i s = p.sums(x.q + row * x.stride + 34 * b + 2, x.sum8[row * x.nb + b]);
+            acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x.d[row * x.nb + b])), _mm256_cvtepi32_ps(s), acc[i]);
         }
     }
 }
 
-void gemm_q4_0_x8(const void* w, const QxRows& x, int64_t i0, int64_t nx, float* y, int64_t ldy, float beta) {
+template <class P>
+void gemm_x8(const void* w, const QxRows& x, int64_t i0, int64_t nx, float* y, int64_t ldy, float beta) {
     __m256 acc[4];
     for (int64_t i = i0; i < i0 + nx;) {
         const int64_t k = std::min<int64_t>(4, i0 + nx - i);
         switch (k) {
-            case 4: gemm_rows<4>(bytes(w), x, i, acc); break;
-            case 3: gemm_rows<3>(bytes(w), x, i, acc); break;
-            case 2: gemm_rows<2>(bytes(w), x, i, acc); break;
-            default: gemm_rows<1>(bytes(w), x, i, acc); break;
+            case 4: gemm_rows<P, 4>(bytes(w), x, i, acc); break;
+            case 3: gemm_rows<P, 3>(bytes(w), x, i, acc); break;
+            case 2: gemm_rows<P, 2>(bytes(w), x, i, acc); break;
+            default: gemm_rows<P, 1>(bytes(w), x, i, acc); break;
         }
-        for (int64_t j = 0; j < k; ++j, ++i) {
-            alignas(32) float lanes[8];
-            _mm256_store_ps(lanes, acc[j]);
-            float* out = y + i * ldy;
-            for (int l = 0; l < 8; ++l) {
-                float& o = out[kQ4x8ScaleRow[l]];
-                o = beta == 0.0f ? lanes[l] : beta * o + lanes[l];
-            }
-        }
+        for (int64_t j = 0; j < k; ++j, ++i) store_lanes(acc[j], y + i * ldy, beta);
     }
 }
 
@@ -286,6 +309,6 @@ float dot_q6_k(const void* w, const void* x, int64_t n) {
 }  // namespace
 
 const QDotTable kQDotAvx2 = {CpuPath::avx2, dot_wide<float, f32x8, f32x1>, dot_wide<uint16_t, f16x8, f16x1>,
-                             dot_wide<uint16_t, bf16x8, bf16x1>, dot_32<34, q8_0_values>, dot_32<18, q4_0_values>, dot_k4<false>, dot_k4<true>, dot_q6_k, dot_q4_0_x8, gemm_q4_0_x8};
+                             dot_wide<uint16_t, bf16x8, bf16x1>, dot_32<34, q8_0_values>, dot_32<18, q4_0_values>, dot_k4<false>, dot_k4<true>, dot_q6_k, dot_x8<Q4x8>, dot_x8<Q8x8>, gemm_x8<Q4x8>, gemm_x8<Q8x8>};
 
 }  // namespace moe

@@ -71,31 +71,34 @@ float dot_32(const void* w, const void* x, int64_t n) {
     return s;
 }
 
-// Packed Q4_0 (include/moe/qpack.h) . Q8_0: each row's block sum as dot_32 computes it.
-void dot_q4_0_x8(const void* w, const void* x, int64_t n, float* y) {
+// Packed Q4_0 / Q8_0 (include/moe/qpack.h) . Q8_0: each row's block sum as dot_32 computes it.
+// Value k of row r lies in byte k % 8 of the chunk 2 (k / 8) + r / 4 (Q4_0: k < 16, value
+// k + 16 the high nibble of value k's byte).
+template <int64_t kBytes, int (*value)(const uint8_t*, int)>
+void dot_x8(const void* w, const void* x, int64_t n, float* y) {
+    constexpr int64_t kQuant = kBytes - 2;
     float s[8] = {};
+    uint8_t quants[kQuant];  // one row's quant bytes, in the file's order
     for (int64_t b = 0; b < n / 32; ++b) {
-        const uint8_t* o = bytes(w) + 144 * b;
+        const uint8_t* o = bytes(w) + 8 * kBytes * b;
         const uint8_t* xb = bytes(x) + 34 * b;
         for (int i = 0; i < 8; ++i) {
-            const int r = kQ4x8ScaleRow[i];
-            const uint8_t* chunk = o + 16 + 32 * (r / 4) + 8 * (r % 4);  // quant bytes 0..7; 8..15 at + 64
+            const int r = kQx8ScaleRow[i];
+            for (int64_t k = 0; k < kQuant; ++k) quants[k] = o[16 + 32 * (2 * (k / 8) + r / 4) + 8 * (r % 4) + k % 8];
             int32_t sum = 0;
-            for (int k = 0; k < 16; ++k) {
-                const uint8_t q = chunk[64 * (k / 8) + k % 8];
-                sum += ((q & 0xf) - 8) * int32_t(i8(xb + 2)[k]) + ((q >> 4) - 8) * int32_t(i8(xb + 2)[k + 16]);
-            }
+            for (int j = 0; j < 32; ++j) sum += value(quants, j) * int32_t(i8(xb + 2)[j]);
             s[r] += float(sum) * (half_at(o + 2 * i) * half_at(xb));
         }
     }
     for (int r = 0; r < 8; ++r) y[r] = s[r];
 }
 
-// Many rows of x: dot_q4_0_x8 for each.
-void gemm_q4_0_x8(const void* w, const QxRows& x, int64_t i0, int64_t nx, float* y, int64_t ldy, float beta) {
+// Many rows of x: dot_x8 for each.
+template <int64_t kBytes, int (*value)(const uint8_t*, int)>
+void gemm_x8(const void* w, const QxRows& x, int64_t i0, int64_t nx, float* y, int64_t ldy, float beta) {
     for (int64_t i = i0; i < i0 + nx; ++i) {
         float v[8];
-        dot_q4_0_x8(w, x.q + i * x.stride, 32 * x.nb, v);
+        dot_x8<kBytes, value>(w, x.q + i * x.stride, 32 * x.nb, v);
         for (int r = 0; r < 8; ++r) y[i * ldy + r] = beta == 0.0f ? v[r] : beta * y[i * ldy + r] + v[r];
     }
 }
@@ -219,6 +222,7 @@ void quantize_activations(GgmlType act, const float* x, void* dst, int64_t n) {
     }
 }
 
-const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_32<34, q8_0_value>, dot_32<18, q4_0_value>, dot_k4<false>, dot_k4<true>, dot_q6_k, dot_q4_0_x8, gemm_q4_0_x8};
+const QDotTable kQDotScalar = {CpuPath::scalar, dot_f32, dot_f16, dot_bf16, dot_32<34, q8_0_value>, dot_32<18, q4_0_value>, dot_k4<false>, dot_k4<true>, dot_q6_k,
+                               dot_x8<18, q4_0_value>, dot_x8<34, q8_0_value>, gemm_x8<18, q4_0_value>, gemm_x8<34, q8_0_value>};
 
 }  // namespace moe
