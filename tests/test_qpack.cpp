@@ -141,7 +141,8 @@ TEST(QPack, ManyRowKernelsGiveTheOneRowKernelsSums) {
         std::vector<uint8_t> packed(plain.size());
         const QMatrix p = qmatrix_pack8({type, rows, cols, plain.data()}, packed.data());
         Rng rng(7);
-        for (int64_t n : {5, 70}) {
+        // Above kQPackedGemmMaxRows rows, -1 dequantizes for the f32 GEMM (gemv = 0).
+        for (int64_t n : {int64_t(5), int64_t(70), kQPackedGemmMaxRows + 1}) {
             std::vector<float> x(static_cast<size_t>(n * cols));
             rng.fill_normal(x.data(), n * cols, 0.0f, 1.0f);
             for (const QDotTable* t : all_paths()) {
@@ -150,7 +151,7 @@ TEST(QPack, ManyRowKernelsGiveTheOneRowKernelsSums) {
                                  " beta=" + std::to_string(beta));
                     std::vector<float> a(static_cast<size_t>(n * (rows + 3)), 1.0f), b(a);
                     QMatmulScratch s;
-                    qmatmul(*t, a.data(), rows + 3, x.data(), cols, n, p, beta, s, 1);
+                    qmatmul(*t, a.data(), rows + 3, x.data(), cols, n, p, beta, s, n <= kQPackedGemmMaxRows ? 1 : 0);
                     qmatmul(*t, b.data(), rows + 3, x.data(), cols, n, p, beta, s, -1);
                     EXPECT_EQ(a, b);  // padding columns (ldy = rows + 3) untouched in both
                 }

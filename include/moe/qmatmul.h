@@ -91,12 +91,17 @@ void qmatmul(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t n, cons
              QMatmulScratch& scratch);
 // The same with an explicit kernel table (tests run every path) and the decode path forced on
 // or off (gemv = 1: dot kernels for every n; 0: dequantize + GEMM for every n; -1: by n, and a
-// packed matrix takes its many-rows kernel above kQGemvMaxRows rows instead of dequantizing).
+// packed matrix takes its many-rows kernel for kQGemvMaxRows < n <= kQPackedGemmMaxRows).
 void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int64_t ldx, int64_t n,
              const QMatrix& w, float beta, QMatmulScratch& scratch, int gemv = -1);
 
 // Rows of x up to which qmatmul uses the dot kernels (decode); above it, dequantize + GEMM.
 constexpr int64_t kQGemvMaxRows = 4;
+// A packed matrix takes its many-rows kernel up to this many rows of x, and dequantize + GEMM
+// above: measured on a 2-core Zen3 (docs/formats.md, "Packed Q4_0 and Q8_0"), the integer kernel
+// runs at 130-190 GFLOP/s for any count while the f32 GEMM needs about 128 rows to overtake it
+// on some shapes (160-176 at 512 rows) and pays for the dequantization below that.
+constexpr int64_t kQPackedGemmMaxRows = 128;
 
 // Several products of the same x (q, k and v of attention): y_j = x W_j^T, as qmatmul each,
 // but on the dot path x is quantized once and all rows run in one parallel loop (when every

@@ -185,7 +185,7 @@ void qmatmul(const QDotTable& table, float* y, int64_t ldy, const float* x, int6
         qgemv_run(table, &job, 1);
         return;
     }
-    if (w.packed8 && gemv < 0) {
+    if (w.packed8 && gemv < 0 && n <= kQPackedGemmMaxRows) {
         qgemm_packed(table, y, ldy, quantize_rows(s, x, ldx, n, w.cols), n, w, beta);
         return;
     }
