@@ -87,6 +87,33 @@ TEST(Infer, EqualsTheFullForwardWithDenseLayersSharedExpertsAndOtherRouters) {
     }
 }
 
+TEST(Infer, LongPromptsRunInBatchesWithTheSameLogits) {
+    // 300 tokens in one feed run as batches of kInferMaxBatch (128, 128, 44): every position's
+    // logits (all_logits) and the last one's alone equal the full-context forward's.
+    ModelConfig c;
+    c.vocab_size = 40;
+    c.num_layers = 2;
+    c.attn = {16, 4, 2, 0, 10000};
+    c.moe.d_model = 16;
+    c.moe.d_ff = 8;
+    c.moe.n_experts = 4;
+    c.moe.top_k = 2;
+    c.moe.router.training = false;
+    TestModel m(c);
+    model_params_init(m.p, c, 5);
+    const int64_t T = 300, V = c.vocab_size;
+    ASSERT_GT(T, 2 * kInferMaxBatch);
+    std::vector<int32_t> tokens(static_cast<size_t>(T));
+    for (int64_t i = 0; i < T; ++i) tokens[size_t(i)] = int32_t((i * 17 + 3) % V);
+    const std::vector<float> want = m.logits(tokens);
+    InferSession all(c, m.p, T);
+    const float* l = all.feed(tokens.data(), T, true);
+    for (int64_t i = 0; i < T; ++i) ASSERT_LT(scaled_max_error(l + i * V, row(want.data(), i, V)), 1e-5) << "position " << i;
+    InferSession last(c, m.p, T);
+    EXPECT_LT(scaled_max_error(last.feed(tokens.data(), T), row(want.data(), T - 1, V)), 1e-5);
+    EXPECT_EQ(last.pos(), T);
+}
+
 TEST(Infer, ClearErrorsOnOverflowAndBadTokens) {
     const std::string dir = std::string(MOE_FIXTURE_DIR) + "/hf_mixtral_tiny";
     TestModel m(model_config_read(dir + "/config.json"));

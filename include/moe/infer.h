@@ -59,6 +59,12 @@ int64_t infer_weights_pack8(InferWeights& w, const ModelConfig& c,
 // LM head, one embedding row), in the weights' own types.
 double infer_active_bytes(const InferWeights& w, const ModelConfig& c);
 
+// Prompt tokens processed together: a longer feed() runs in batches of this many (as
+// llama.cpp's micro-batches), so that the prompt's buffers (activations, expert rows, attention
+// scores: about 20 MB at mixtral-mini's shape) stay small against the weights. Packed weights
+// multiply 128 rows as fast as 512 (include/moe/qmatmul.h).
+constexpr int64_t kInferMaxBatch = 128;
+
 class InferSession {
 public:
     // max_ctx: the most positions the session holds (the KV cache is sized for it).
@@ -66,9 +72,10 @@ public:
     InferSession(const ModelConfig& c, const ModelParams& p, int64_t max_ctx)
         : InferSession(c, infer_weights(p, c), max_ctx) {}
 
-    // Appends n tokens at positions pos() .. pos() + n - 1 and returns their logits: (n, V) when
-    // all_logits, else the last token's (V). Throws when the context would overflow max_ctx or
-    // a token is outside the vocabulary. The pointer stays valid until the next call.
+    // Appends n tokens at positions pos() .. pos() + n - 1 (in batches of kInferMaxBatch) and
+    // returns their logits: (n, V) when all_logits, else the last token's (V). Throws when the
+    // context would overflow max_ctx or a token is outside the vocabulary. The pointer stays
+    // valid until the next call.
     const float* feed(const int32_t* tokens, int64_t n, bool all_logits = false);
     int64_t pos() const { return pos_; }
     int64_t max_ctx() const { return max_ctx_; }
@@ -78,6 +85,7 @@ public:
     void reset() { pos_ = 0; }
 
 private:
+    const float* feed_batch(const int32_t* tokens, int64_t n, bool all_logits);  // n <= kInferMaxBatch
     void attention(int64_t l, const float* x, float* out, int64_t n);
     void qkv_extras(const InferLayerWeights& lw, int64_t n);  // biases, clip_qkv, QK-norm
     ModelConfig c_;

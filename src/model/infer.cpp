@@ -216,10 +216,26 @@ const float* InferSession::feed(const int32_t* tokens, int64_t n, bool all_logit
     MOE_CHECK(pos_ + n <= max_ctx_, op,
               "the context is full: " + std::to_string(pos_) + " + " + std::to_string(n) + " tokens > " +
                   std::to_string(max_ctx_) + "; pass a larger -c / --ctx-size");
-    const int64_t D = c_.hidden(), V = c_.vocab_size;
+    const int64_t V = c_.vocab_size;
     for (int64_t i = 0; i < n; ++i)
         MOE_CHECK(tokens[i] >= 0 && tokens[i] < V, op,
                   "token " + std::to_string(tokens[i]) + " is outside the vocabulary of " + std::to_string(V));
+    if (n <= kInferMaxBatch) return feed_batch(tokens, n, all_logits);
+    // Longer prompts in batches of kInferMaxBatch tokens (llama.cpp's micro-batches): the
+    // buffers, sized by the batch, stay small against the weights.
+    std::vector<float> all;
+    if (all_logits) all.reserve(size_t(n * V));
+    for (int64_t i0 = 0; i0 < n; i0 += kInferMaxBatch) {
+        const int64_t m = std::min(kInferMaxBatch, n - i0);
+        const float* l = feed_batch(tokens + i0, m, all_logits);
+        if (all_logits) all.insert(all.end(), l, l + m * V);
+    }
+    if (all_logits) logits_ = std::move(all);
+    return logits_.data();
+}
+
+const float* InferSession::feed_batch(const int32_t* tokens, int64_t n, bool all_logits) {
+    const int64_t D = c_.hidden(), V = c_.vocab_size;
     const float eps = float(c_.rms_norm_eps);
     h_.resize(size_t(n * D));
     n_.resize(size_t(n * D));
