@@ -88,8 +88,9 @@ TEST(Infer, EqualsTheFullForwardWithDenseLayersSharedExpertsAndOtherRouters) {
 }
 
 TEST(Infer, LongPromptsRunInBatchesWithTheSameLogits) {
-    // 300 tokens in one feed run as batches of kInferMaxBatch (128, 128, 44): every position's
-    // logits (all_logits) and the last one's alone equal the full-context forward's.
+    // 300 tokens in one feed run as batches of 128 (128, 128, 44; the default for packed
+    // experts): every position's logits (all_logits) and the last one's alone equal the
+    // full-context forward's.
     ModelConfig c;
     c.vocab_size = 40;
     c.num_layers = 2;
@@ -102,14 +103,14 @@ TEST(Infer, LongPromptsRunInBatchesWithTheSameLogits) {
     TestModel m(c);
     model_params_init(m.p, c, 5);
     const int64_t T = 300, V = c.vocab_size;
-    ASSERT_GT(T, 2 * kInferMaxBatch);
     std::vector<int32_t> tokens(static_cast<size_t>(T));
     for (int64_t i = 0; i < T; ++i) tokens[size_t(i)] = int32_t((i * 17 + 3) % V);
     const std::vector<float> want = m.logits(tokens);
-    InferSession all(c, m.p, T);
+    EXPECT_EQ(infer_default_batch(infer_weights(m.p, c)), kInferMaxBatch);  // f32 experts
+    InferSession all(c, infer_weights(m.p, c), T, kInferMaxBatchPacked);
     const float* l = all.feed(tokens.data(), T, true);
     for (int64_t i = 0; i < T; ++i) ASSERT_LT(scaled_max_error(l + i * V, row(want.data(), i, V)), 1e-5) << "position " << i;
-    InferSession last(c, m.p, T);
+    InferSession last(c, infer_weights(m.p, c), T, kInferMaxBatchPacked);
     EXPECT_LT(scaled_max_error(last.feed(tokens.data(), T), row(want.data(), T - 1, V)), 1e-5);
     EXPECT_EQ(last.pos(), T);
 }

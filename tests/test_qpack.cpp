@@ -200,6 +200,8 @@ TEST(QPack, DecoderGivesTheSameTokensPackedOrNot) {
         EXPECT_GT(bytes, 0);
         EXPECT_EQ(released, 1 + int(c.num_layers) * 6);  // LM head; q k v o, gate and up per layer
         ASSERT_TRUE(packed.layers[0].ffn.quant.w1.packed8 && packed.layers[1].q.packed8 && packed.lm_head.packed8);
+    EXPECT_EQ(infer_default_batch(packed), kInferMaxBatchPacked);
+    EXPECT_EQ(infer_default_batch(plain), kInferMaxBatch);
         EXPECT_FALSE(packed.layers[0].ffn.quant.w2.packed8);  // F16
         EXPECT_FALSE(plain.layers[0].ffn.quant.w1.packed8);
         const std::vector<int32_t> prompt = {1, 17, 42, 5, 88, 23, 61, 9};

@@ -59,20 +59,24 @@ int64_t infer_weights_pack8(InferWeights& w, const ModelConfig& c,
 // LM head, one embedding row), in the weights' own types.
 double infer_active_bytes(const InferWeights& w, const ModelConfig& c);
 
-// Prompt tokens processed together: a longer feed() runs in batches of this many (as
-// llama.cpp's micro-batches), so that the prompt's buffers (activations, expert rows, attention
-// scores: about 20 MB at mixtral-mini's shape) stay small against the weights. Packed weights
-// multiply 128 rows as fast as 512 (include/moe/qmatmul.h).
-constexpr int64_t kInferMaxBatch = 128;
+// Prompt tokens processed together (llama.cpp's micro-batch): a longer feed() runs in batches.
+// 512 by default; 128 when the routed experts are packed (qmatrix_pack8), whose integer kernel
+// multiplies 128 rows as fast as 512 (include/moe/qmatmul.h), so that the prompt's buffers
+// (activations, expert rows, attention scores: about 20 MB at mixtral-mini's shape) stay small
+// against the weights. Dequantized or f32 products need the larger batch to run fast.
+constexpr int64_t kInferMaxBatch = 512, kInferMaxBatchPacked = 128;
+// The batch InferSession takes for w by default.
+int64_t infer_default_batch(const InferWeights& w);
 
 class InferSession {
 public:
-    // max_ctx: the most positions the session holds (the KV cache is sized for it).
-    InferSession(const ModelConfig& c, const InferWeights& w, int64_t max_ctx);
+    // max_ctx: the most positions the session holds (the KV cache is sized for it); max_batch:
+    // the most tokens one pass processes (0: infer_default_batch(w)).
+    InferSession(const ModelConfig& c, const InferWeights& w, int64_t max_ctx, int64_t max_batch = 0);
     InferSession(const ModelConfig& c, const ModelParams& p, int64_t max_ctx)
         : InferSession(c, infer_weights(p, c), max_ctx) {}
 
-    // Appends n tokens at positions pos() .. pos() + n - 1 (in batches of kInferMaxBatch) and
+    // Appends n tokens at positions pos() .. pos() + n - 1 (in batches of max_batch) and
     // returns their logits: (n, V) when all_logits, else the last token's (V). Throws when the
     // context would overflow max_ctx or a token is outside the vocabulary. The pointer stays
     // valid until the next call.
@@ -85,12 +89,12 @@ public:
     void reset() { pos_ = 0; }
 
 private:
-    const float* feed_batch(const int32_t* tokens, int64_t n, bool all_logits);  // n <= kInferMaxBatch
+    const float* feed_batch(const int32_t* tokens, int64_t n, bool all_logits);  // n <= max_batch_
     void attention(int64_t l, const float* x, float* out, int64_t n);
     void qkv_extras(const InferLayerWeights& lw, int64_t n);  // biases, clip_qkv, QK-norm
     ModelConfig c_;
     InferWeights w_;  // views: the weights stay with the caller (or with w_.keep)
-    int64_t max_ctx_ = 0, pos_ = 0;
+    int64_t max_ctx_ = 0, max_batch_ = 0, pos_ = 0;
     std::vector<std::vector<float>> k_, v_;  // per layer (Hkv, max_ctx, hd); empty with MLA
     std::vector<MlaAttention> mla_;          // per layer, with its latent cache (attn.mla only)
     std::vector<float> cos_, sin_;           // (max_ctx, hd / 2)

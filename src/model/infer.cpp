@@ -90,8 +90,14 @@ double infer_active_bytes(const InferWeights& w, const ModelConfig& c) {
     return b;
 }
 
-InferSession::InferSession(const ModelConfig& c, const InferWeights& w, int64_t max_ctx)
-    : c_(c), w_(w), max_ctx_(max_ctx) {
+int64_t infer_default_batch(const InferWeights& w) {
+    bool packed = !w.layers.empty();
+    for (const InferLayerWeights& lw : w.layers) packed = packed && lw.ffn.quant.w1.packed8 && lw.ffn.quant.w3.packed8;
+    return packed ? kInferMaxBatchPacked : kInferMaxBatch;
+}
+
+InferSession::InferSession(const ModelConfig& c, const InferWeights& w, int64_t max_ctx, int64_t max_batch)
+    : c_(c), w_(w), max_ctx_(max_ctx), max_batch_(max_batch > 0 ? max_batch : infer_default_batch(w)) {
     model_validate(c_);
     MOE_CHECK(max_ctx > 0, "infer", "the context size must be > 0, got " + std::to_string(max_ctx));
     MOE_CHECK(int64_t(w_.layers.size()) == c_.num_layers, "infer",
@@ -220,13 +226,13 @@ const float* InferSession::feed(const int32_t* tokens, int64_t n, bool all_logit
     for (int64_t i = 0; i < n; ++i)
         MOE_CHECK(tokens[i] >= 0 && tokens[i] < V, op,
                   "token " + std::to_string(tokens[i]) + " is outside the vocabulary of " + std::to_string(V));
-    if (n <= kInferMaxBatch) return feed_batch(tokens, n, all_logits);
-    // Longer prompts in batches of kInferMaxBatch tokens (llama.cpp's micro-batches): the
-    // buffers, sized by the batch, stay small against the weights.
+    if (n <= max_batch_) return feed_batch(tokens, n, all_logits);
+    // Longer prompts in batches of max_batch_ tokens (llama.cpp's micro-batches): the buffers,
+    // sized by the batch, stay small against the weights.
     std::vector<float> all;
     if (all_logits) all.reserve(size_t(n * V));
-    for (int64_t i0 = 0; i0 < n; i0 += kInferMaxBatch) {
-        const int64_t m = std::min(kInferMaxBatch, n - i0);
+    for (int64_t i0 = 0; i0 < n; i0 += max_batch_) {
+        const int64_t m = std::min(max_batch_, n - i0);
         const float* l = feed_batch(tokens + i0, m, all_logits);
         if (all_logits) all.insert(all.end(), l, l + m * V);
     }
