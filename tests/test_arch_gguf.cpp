@@ -45,11 +45,26 @@ std::string convert(const std::string& dir, GgmlType type, const std::string& ta
     return out;
 }
 
-// Logits (all positions) and greedy continuation of the mapped GGUF.
+// Logits (all positions) and greedy continuation (the prompt at once, then one token at a time).
 struct Run {
     std::vector<float> logits;
     std::vector<int32_t> greedy;
 };
+Run run_weights(const ModelConfig& c, const InferWeights& w, const std::vector<int32_t>& tokens, int n_greedy) {
+    InferSession s(c, w, int64_t(tokens.size()) + n_greedy);
+    Run r;
+    const float* l = s.feed(tokens.data(), int64_t(tokens.size()), true);
+    r.logits.assign(l, l + int64_t(tokens.size()) * c.vocab_size);
+    l += (int64_t(tokens.size()) - 1) * c.vocab_size;
+    for (int i = 0; i < n_greedy; ++i) {
+        const int32_t next = int32_t(std::max_element(l, l + c.vocab_size) - l);
+        r.greedy.push_back(next);
+        if (i + 1 < n_greedy) l = s.feed(&next, 1);
+    }
+    return r;
+}
+
+// ... of a GGUF, mapped or dequantized into a ModelParams.
 Run run_gguf(const std::string& path, const std::vector<int32_t>& tokens, bool mapped, int n_greedy) {
     auto file = std::make_shared<const GgufFile>(path);
     const ModelConfig c = gguf_model_config(*file);
@@ -62,17 +77,7 @@ Run run_gguf(const std::string& path, const std::vector<int32_t>& tokens, bool m
         gguf_model_load_weights(*file, c, p);
         w = infer_weights(p, c);
     }
-    InferSession s(c, w, int64_t(tokens.size()) + n_greedy);
-    Run r;
-    const float* l = s.feed(tokens.data(), int64_t(tokens.size()), true);
-    r.logits.assign(l, l + int64_t(tokens.size()) * c.vocab_size);
-    l += (int64_t(tokens.size()) - 1) * c.vocab_size;
-    for (int i = 0; i < n_greedy; ++i) {
-        const int32_t next = int32_t(std::max_element(l, l + c.vocab_size) - l);
-        r.greedy.push_back(next);
-        if (i + 1 < n_greedy) l = s.feed(&next, 1);
-    }
-    return r;
+    return run_weights(c, w, tokens, n_greedy);
 }
 
 void check_arch(const std::string& name, const std::string& gguf_arch) {
@@ -163,17 +168,7 @@ Run run_dir(const std::string& dir, const std::vector<int32_t>& tokens, int n_gr
     Arena arena;
     const ModelParams p = model_params_allocate(arena, c);
     model_load_weights(dir, c, p);
-    InferSession s(c, p, int64_t(tokens.size()) + n_greedy);
-    Run r;
-    const float* l = s.feed(tokens.data(), int64_t(tokens.size()), true);
-    r.logits.assign(l, l + int64_t(tokens.size()) * c.vocab_size);
-    l += (int64_t(tokens.size()) - 1) * c.vocab_size;
-    for (int i = 0; i < n_greedy; ++i) {
-        const int32_t next = int32_t(std::max_element(l, l + c.vocab_size) - l);
-        r.greedy.push_back(next);
-        if (i + 1 < n_greedy) l = s.feed(&next, 1);
-    }
-    return r;
+    return run_weights(c, infer_weights(p, c), tokens, n_greedy);
 }
 
 // F32: the mapped file (k_b / v_b, the absorbed path) and the file dequantized into a ModelParams
