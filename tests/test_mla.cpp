@@ -302,7 +302,8 @@ TEST(Mla, SplitKeyAndValueWeightsWithoutKvB) {
         w.kv_b_proj = QMatrix{};
         w.k_b = QMatrix{GgmlType::f32, H * L, Nd, k_b.data()};
         w.v_b = QMatrix{GgmlType::f32, H * Vd, L, v_b.data()};
-        for (const std::vector<int64_t>& chunks : {std::vector<int64_t>{f.T}, std::vector<int64_t>{1}, std::vector<int64_t>{3, 2}})
+        for (const std::vector<int64_t>& chunks :
+             {std::vector<int64_t>{f.T}, std::vector<int64_t>{1}, std::vector<int64_t>{3, 2}})
             EXPECT_LT(scaled_max_error(run_chunks(f.c, w, f.x, f.T, chunks, MlaPath::automatic).data(), f.out), kTol);
         EXPECT_NE(error_of([&] { run_chunks(f.c, w, f.x, f.T, {f.T}, MlaPath::naive); }).find("lack (k_b / v_b only)"),
                   std::string::npos);

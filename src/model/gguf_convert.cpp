@@ -82,7 +82,7 @@ void gguf_write_model_metadata(GgufWriter& w, const ModelConfig& c, const ModelF
 
 void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info, const ModelParams& p,
                       const GgufConvertOptions& o, std::vector<std::string>* notes) {
-    const std::vector<GgufModelTensor> tensors = gguf_model_tensors(p, c);  // throws unless Mixtral-style
+    const std::vector<GgufModelTensor> tensors = gguf_model_tensors(p, c);  // throws unless gguf_model_supported
     gguf_write_model_metadata(w, c, info, o);
     const std::vector<GgufTensorSpec> specs = gguf_model_tensor_specs(c);  // the same list, the shapes written
     std::vector<float> moved;

@@ -22,10 +22,9 @@ std::string dims_str(const std::vector<int64_t>& s) {
     return o + ")";
 }
 
-// The one list of a model's tensors, in llama.cpp's order: add(spec, view), the view empty
-// when p is null (shapes only). Which tensors a layer has follows the architecture (moe/arch.h).
 // The attention's tensors of every architecture but DeepSeek's.
-template <class Add> void each_attention_tensor(const ModelConfig& c, const std::string& b, const AttentionParams* A, Add add) {
+template <class Add>
+void each_attention_tensor(const ModelConfig& c, const std::string& b, const AttentionParams* A, Add add) {
     const int64_t D = c.hidden(), H = c.attn.n_heads, Hkv = c.attn.n_kv_heads, hd = c.attn.hd();
     const bool llama = c.arch == ModelArch::mixtral;  // only llama's q / k rows are permuted (NORM RoPE)
     const int64_t qn = c.attn.q_norm_len(), kn = c.attn.k_norm_len();
@@ -67,6 +66,8 @@ template <class Add> void each_mla_tensor(const MlaConfig& m, const std::string&
     add(spec(b + "attn_output.weight", {D, H * Vd}), at(P ? &P->o_proj : nullptr));
 }
 
+// The one list of a model's tensors, in llama.cpp's order: add(spec, view), the view empty
+// when p is null (shapes only). Which tensors a layer has follows the architecture (moe/arch.h).
 template <class Add> void each_model_tensor(const ModelConfig& c, const ModelParams* p, Add add) {
     std::string why;
     MOE_CHECK(gguf_model_supported(c, &why), kOp, why);
@@ -192,7 +193,8 @@ ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info) {
     ModelConfig c;
     bool known = false;
     // deepseek2 is DeepSeek-V2 or V3 by its gating function (gguf_ds2::read_config).
-    for (ModelArch a : {ModelArch::mixtral, ModelArch::qwen2_moe, ModelArch::qwen3_moe, ModelArch::olmoe, ModelArch::deepseek_v2})
+    for (ModelArch a :
+         {ModelArch::mixtral, ModelArch::qwen2_moe, ModelArch::qwen3_moe, ModelArch::olmoe, ModelArch::deepseek_v2})
         if (arch == arch_info(a).gguf_arch) c.arch = a, known = true;
     MOE_CHECK(known, kOp,
               path + ": general.architecture is \"" + arch +
