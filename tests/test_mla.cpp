@@ -281,6 +281,39 @@ TEST(Mla, PretransposedKeyWeights) {
     }
 }
 
+// kv_b_proj as its halves only (a deepseek2 GGUF's attn_k_b / attn_v_b): the absorbed path gives
+// transformers' output in any chunking, automatic takes it, naive is refused (it needs kv_b_proj).
+TEST(Mla, SplitKeyAndValueWeightsWithoutKvB) {
+    for (const char* name : {"v2_lite", "v3_yarn"}) {
+        SCOPED_TRACE(name);
+        MlaFixture f(name);
+        const int64_t H = f.c.n_heads, L = f.c.kv_lora_rank, Nd = f.c.qk_nope_head_dim, Vd = f.c.v_head_dim;
+        const std::vector<float> k_b = mla_k_b_from_kv_b(f.c, f.w.kv_b_proj);
+        const float* kv_b = static_cast<const float*>(f.w.kv_b_proj.data);
+        std::vector<float> v_b(size_t(H * Vd * L));
+        for (int64_t h = 0; h < H; ++h)
+            std::copy_n(kv_b + (h * (Nd + Vd) + Nd) * L, Vd * L, v_b.data() + h * Vd * L);
+        // mla_kv_b_set_keys undoes mla_k_b_from_kv_b.
+        std::vector<float> keys(size_t(H * (Nd + Vd) * L), 0.0f);
+        mla_kv_b_set_keys(f.c, k_b.data(), keys.data());
+        for (int64_t h = 0; h < H; ++h)
+            for (int64_t r = 0; r < Nd * L; ++r) ASSERT_EQ(keys[size_t(h * (Nd + Vd) * L + r)], kv_b[h * (Nd + Vd) * L + r]);
+        MlaWeights w = f.w;
+        w.kv_b_proj = QMatrix{};
+        w.k_b = QMatrix{GgmlType::f32, H * L, Nd, k_b.data()};
+        w.v_b = QMatrix{GgmlType::f32, H * Vd, L, v_b.data()};
+        for (const std::vector<int64_t>& chunks :
+             {std::vector<int64_t>{f.T}, std::vector<int64_t>{1}, std::vector<int64_t>{3, 2}})
+            EXPECT_LT(scaled_max_error(run_chunks(f.c, w, f.x, f.T, chunks, MlaPath::automatic).data(), f.out), kTol);
+        EXPECT_NE(error_of([&] { run_chunks(f.c, w, f.x, f.T, {f.T}, MlaPath::naive); }).find("lack (k_b / v_b only)"),
+                  std::string::npos);
+        w.v_b = QMatrix{};
+        EXPECT_NE(error_of([&] { run_chunks(f.c, w, f.x, f.T, {f.T}, MlaPath::absorbed); })
+                      .find("kv_b_proj is missing, and k_b and v_b (its halves) are not both given"),
+                  std::string::npos);
+    }
+}
+
 // Weights stored as bf16 / Q8_0 (the qmatmul path a GGUF takes): a prompt (n > 4: dequantize +
 // GEMM) equals the f32 computation with the dequantized weights; a decode step (dot kernels on
 // quantized activations for Q8_0) stays close; both stay near transformers' f32 output.
@@ -338,6 +371,7 @@ TEST(Mla, BadConfigErrors) {
         {[](MlaConfig& c) { c.yarn.original_max_position_embeddings = 0, c.max_position_embeddings = 0; },
          "yarn rope_scaling needs original_max_position_embeddings"},
         {[](MlaConfig& c) { c.yarn.beta_fast = -1; }, "beta_fast and beta_slow must be >= 0"},
+        {[](MlaConfig& c) { c.softmax_scale = -0.25; }, "the softmax scale must be >= 0"},
     };
     for (const Bad& b : bad) {
         MlaConfig c = good;

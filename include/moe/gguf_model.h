@@ -1,8 +1,9 @@
-// Mixtral-style models as GGUF, the way llama.cpp's convert_hf_to_gguf.py writes Mixtral
-// (architecture "llama" with llama.expert_count > 0): `moe convert` writes one from a model
-// directory, and a .gguf loads for generation: its weights stay mapped and quantized
-// (gguf_infer_weights), or are dequantized to f32 into a ModelParams (gguf_model_load_weights).
-// docs/formats.md, "Writing GGUF", has the name and metadata mapping and the q/k permutation.
+// MoE models as GGUF, the way llama.cpp's convert_hf_to_gguf.py writes them (Mixtral as "llama"
+// with llama.expert_count > 0, "qwen2moe", "qwen3moe", "olmoe", DeepSeek-V2 / V3 as "deepseek2"):
+// `moe convert` writes one from a model directory, and a .gguf loads for generation: its weights
+// stay mapped and quantized (gguf_infer_weights), or are dequantized to f32 into a ModelParams
+// (gguf_model_load_weights). docs/formats.md, "`moe convert` and GGUF models", has the name and
+// metadata mapping and the q/k permutation.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -19,31 +20,42 @@
 
 namespace moe {
 
-// One tensor of a Mixtral-style model as the GGUF has it, without its values.
+// DeepSeek's kv_b_proj (H (Nd + Vd), L) is stored as its two halves (llama.cpp's attn_k_b,
+// attn_v_b): k_b (H, L, Nd) = each head's Nd key rows transposed, v_b (H, Vd, L) = its value rows.
+enum class GgufKvSplit { none, k_b, v_b };
+
+// One tensor of a model as the GGUF has it, without its values.
 struct GgufTensorSpec {
     std::string name;            // "blk.0.attn_q.weight"
     std::vector<int64_t> shape;  // PyTorch order (experts stacked: (E, F, D), (E, D, F))
     int64_t rope_heads = 0;      // > 0: rows permuted for ggml's RoPE (q: H heads, k: Hkv heads)
     bool keep_f32 = false;       // norms and the router stay F32 whatever the outtype (as llama.cpp)
+    GgufKvSplit kv_split = GgufKvSplit::none;  // k_b / v_b: a half of kv_b_proj (shape: the half's)
 };
 // True when c has a GGUF form llama.cpp runs with the same function: Mixtral as "llama" with
 // experts, Qwen2-MoE as "qwen2moe", Qwen3-MoE as "qwen3moe", OLMoE as "olmoe" (every layer MoE,
-// the top-k normalisation llama.cpp fixes per architecture, ...); else why not, in *why.
+// the top-k normalisation llama.cpp fixes per architecture, ...), DeepSeek-V2 / V3 as "deepseek2"
+// (leading dense layers, one merged ungated shared expert, ...); else why not, in *why.
 bool gguf_model_supported(const ModelConfig& c, std::string* why = nullptr);
 // The tensors of a model of config c, in the order and with the names of gguf_model_tensors
 // (the same list: one function makes both). Throws unless gguf_model_supported(c).
 std::vector<GgufTensorSpec> gguf_model_tensor_specs(const ModelConfig& c);
 
-// One tensor of a Mixtral-style model under its GGUF name.
+// One tensor of a model under its GGUF name.
 struct GgufModelTensor {
     std::string name;         // "blk.0.attn_q.weight"
-    TensorView view;          // our tensor, PyTorch order (experts stacked: (E, F, D), (E, D, F))
+    TensorView view;          // our tensor, PyTorch order (experts stacked: (E, F, D), (E, D, F));
+                              // for a kv_split tensor the whole kv_b_proj (H (Nd + Vd), L)
     int64_t rope_heads = 0;   // > 0: rows permuted for ggml's RoPE (q: H heads, k: Hkv heads)
     bool keep_f32 = false;    // norms and the router stay F32 whatever the outtype (as llama.cpp)
+    GgufKvSplit kv_split = GgufKvSplit::none;
 };
 // Every tensor of the model in llama.cpp's order: token_embd, per layer attn_norm, attn_q / k /
-// v / output, ffn_norm, ffn_gate_inp, ffn_gate_exps / up_exps / down_exps; output_norm, output
-// (absent when the embedding is tied). Throws unless model_is_mixtral(c).
+// v / output (DeepSeek: attn_q or attn_q_a / attn_q_a_norm / attn_q_b, attn_kv_a_mqa,
+// attn_kv_a_norm, attn_k_b, attn_v_b, attn_output), ffn_norm, then ffn_gate / up / down (a
+// leading dense layer) or ffn_gate_inp (exp_probs_b.bias), ffn_gate_exps / up_exps / down_exps,
+// the shared expert; output_norm, output (absent when the embedding is tied). Throws unless
+// gguf_model_supported(c).
 std::vector<GgufModelTensor> gguf_model_tensors(const ModelParams& p, const ModelConfig& c);
 
 // HF's rotate_half layout -> ggml's interleaved pairs, and back: within each head of hd rows,
@@ -62,7 +74,7 @@ uint32_t gguf_file_type(GgmlType outtype);
 // The type a tensor is stored as: F32 for 1-D tensors and keep_f32 ones; otherwise the outtype,
 // or F16 (with a note) when its rows are not whole blocks of it, as convert_hf_to_gguf.py falls back.
 GgmlType gguf_tensor_type(const GgufTensorSpec& t, GgmlType outtype, std::vector<std::string>* notes);
-// general.* and llama.* metadata of the model (the table in docs/formats.md), no tokenizer keys.
+// general.* and <arch>.* metadata of the model (the tables in docs/formats.md), no tokenizer keys.
 void gguf_write_model_metadata(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info,
                                const GgufConvertOptions& o);
 
@@ -103,14 +115,16 @@ std::vector<std::string> gguf_write_random_model(const std::string& out, const M
                                                  const GgufRandomOptions& o);
 
 // The model a GGUF describes; throws naming the file and the key for another architecture, a
-// dense llama, or a missing or impossible hyper-parameter.
+// dense model, or a missing or impossible hyper-parameter. A deepseek2 file computes what
+// llama.cpp computes from it (its yarn keys, one RMSNorm eps for every norm).
 ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info = nullptr);
 // Fills p (from model_params_reserve of gguf_model_config(f)) with the dequantized weights, the
 // q/k permutation undone. Throws naming the tensor when one is missing or has other dims.
 void gguf_model_load_weights(const GgufFile& f, const ModelConfig& c, const ModelParams& p);
 // The decoder's weights straight from the mapped file (include/moe/infer.h): every matrix
 // stays in its stored type (Q8_0, Q4_K, ...), nothing is copied but F16 / BF16 norms and router
-// rows, which are dequantized. q / k keep ggml's row order (rope_pairs). The file stays alive
+// rows, which are dequantized. DeepSeek's attention gets k_b and v_b, no kv_b_proj (the absorbed
+// path, as llama.cpp). q / k keep ggml's row order (rope_pairs). The file stays alive
 // as long as the weights (their keep). Throws naming the tensor when one is missing, has other
 // dims, or has a type without a quantized product.
 InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> f, const ModelConfig& c);

@@ -47,6 +47,9 @@ struct MlaConfig {
     // Softmax scale 1/sqrt(Nd + R) times yarn_get_mscale(factor, mscale_all_dim)^2: DeepseekV3Attention
     // (and DeepSeek's own V2 code) do; transformers' DeepseekV2Attention (4.56) does not.
     bool softmax_mscale = true;
+    // > 0: the softmax scale itself, replacing the two above (a deepseek2 GGUF: llama.cpp's
+    // kq_scale, derived from its own yarn keys; src/model/gguf_deepseek2.cpp).
+    double softmax_scale = 0;
 
     int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
     bool yarn_active() const { return yarn.factor != 1.0; }
@@ -69,7 +72,8 @@ struct MlaWeights {
     QMatrix q_a_proj;   // (Qr, D)           when q_lora_rank > 0
     QMatrix q_b_proj;   // (H (Nd + R), Qr)  when q_lora_rank > 0
     QMatrix kv_a_proj;  // (L + R, D)        kv_a_proj_with_mqa
-    QMatrix kv_b_proj;  // (H (Nd + Vd), L)  per head [k_nope rows | value rows]
+    QMatrix kv_b_proj;  // (H (Nd + Vd), L)  per head [k_nope rows | value rows]; may be absent
+                        //                   when k_b and v_b are given (then only the absorbed path)
     QMatrix o_proj;     // (D, H Vd)
     const float* q_a_norm = nullptr;   // (Qr,) q_a_layernorm, when q_lora_rank > 0
     const float* kv_a_norm = nullptr;  // (L,)  kv_a_layernorm
@@ -77,16 +81,22 @@ struct MlaWeights {
     // or mla_k_b_from_kv_b). The absorbed path then folds it into the query with qmatmul;
     // without it, it reads kv_b_proj's key rows (dequantized per head when not f32).
     QMatrix k_b;
+    // Optional: the value half of kv_b_proj, (H Vd, L) (llama.cpp's attn_v_b): the absorbed
+    // path's W_UV_h is then rows h Vd .. (h + 1) Vd of it.
+    QMatrix v_b;
 };
 
 // k_b (H L, Nd) in f32 from kv_b_proj (any type dequantize_row takes): row h L + l, column j is
 // kv_b_proj[h (Nd + Vd) + j, l].
 std::vector<float> mla_k_b_from_kv_b(const MlaConfig& c, const QMatrix& kv_b_proj);
+// The inverse for f32: kv_b_proj's key rows (H (Nd + Vd), L) written from k_b (H L, Nd); its
+// value rows are left as they are.
+void mla_kv_b_set_keys(const MlaConfig& c, const float* k_b, float* kv_b_proj);
 
 // Which computation of the attention: both give the same function, from the same latent cache.
 enum class MlaPath {
     automatic,  // the one with fewer multiply-adds for this n and context (absorbed for decode)
-    naive,      // expand every cached latent to per-head K_nope, V with kv_b_proj (prefill)
+    naive,      // expand every cached latent to per-head K_nope, V with kv_b_proj (prefill; needs it)
     absorbed,   // attend over the latents: kv_b_proj folded into q and the output (decode)
 };
 
@@ -113,7 +123,8 @@ public:
     int64_t cache_bytes() const { return int64_t(cache_.size()) * 4; }
     // Cache row t, (L + R) values (tests, dumps).
     const float* cache_row(int64_t t) const { return cache_.data() + t * row_; }
-    // The path automatic picks for n new positions after pos cached ones.
+    // The path automatic picks for n new positions after pos cached ones (with kv_b_proj;
+    // without it, forward always takes the absorbed path).
     MlaPath choose_path(int64_t n, int64_t pos) const;
 
 private:

@@ -29,10 +29,11 @@ struct BenchRunOptions {
     bool stream = true, repack = true;
 };
 
-// The type most of the weights are stored in: the first layer's experts (F32 for a directory).
+// The type most of the weights are stored in: the last layer's experts (DeepSeek's first layers
+// are dense; F32 for a directory).
 std::string weights_type(const InferWeights& w) {
     if (w.layers.empty()) return "F32";
-    const MoeLayerParams& f = w.layers[0].ffn;
+    const MoeLayerParams& f = w.layers.back().ffn;
     return f.quant.active() ? ggml_type_name(f.quant.w1.type) : "F32";
 }
 

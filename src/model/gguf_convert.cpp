@@ -1,12 +1,15 @@
-// A model directory -> GGUF, as llama.cpp's convert_hf_to_gguf.py writes Mixtral (include/moe/
-// gguf_model.h; docs/formats.md, "Writing GGUF"): llama.* hyper-parameters, the tokenizer (gpt2 / llama),
-// llama.cpp's tensor names, q / k rows permuted for ggml's RoPE, norms and router in F32.
+// A model directory -> GGUF, as llama.cpp's convert_hf_to_gguf.py writes it (include/moe/
+// gguf_model.h; docs/formats.md, "`moe convert` and GGUF models"): <arch>.* hyper-parameters (deepseek2's
+// own in gguf_deepseek2.cpp), the tokenizer (gpt2 / llama), llama.cpp's tensor names, q / k rows
+// permuted for ggml's RoPE (llama), DeepSeek's kv_b_proj split, norms and router in F32.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "gguf_deepseek2.h"
 #include "moe/error.h"
 #include "moe/files.h"
 #include "moe/gguf_model.h"
@@ -55,15 +58,17 @@ void gguf_write_model_metadata(GgufWriter& w, const ModelConfig& c, const ModelF
     w.add_u32(k + "context_length", uint32_t(info.max_position_embeddings));
     w.add_u32(k + "embedding_length", uint32_t(c.hidden()));
     w.add_u32(k + "block_count", uint32_t(c.num_layers));
-    // As convert_hf_to_gguf.py: feed_forward_length is config.json's intermediate_size (Qwen:
-    // the dense FFN's), the experts' own size goes to expert_feed_forward_length.
+    // As convert_hf_to_gguf.py: feed_forward_length is config.json's intermediate_size (Qwen,
+    // DeepSeek: the dense FFN's), the experts' own size goes to expert_feed_forward_length.
     const bool qwen = c.arch == ModelArch::qwen2_moe || c.arch == ModelArch::qwen3_moe;
-    w.add_u32(k + "feed_forward_length", uint32_t(qwen ? c.dense_ff() : c.moe.d_ff));
+    const bool deepseek = arch_uses_mla(c.arch);
+    w.add_u32(k + "feed_forward_length", uint32_t(qwen || deepseek ? c.dense_ff() : c.moe.d_ff));
     if (qwen) w.add_u32(k + "expert_feed_forward_length", uint32_t(c.moe.d_ff));
-    if (c.moe.n_shared > 0) w.add_u32(k + "expert_shared_feed_forward_length", uint32_t(c.moe.d_ff_shared));
+    if (c.moe.n_shared > 0 && !deepseek) w.add_u32(k + "expert_shared_feed_forward_length", uint32_t(c.moe.d_ff_shared));
     w.add_u32(k + "attention.head_count", uint32_t(c.attn.n_heads));
-    w.add_u32(k + "attention.head_count_kv", uint32_t(c.attn.n_kv_heads));
-    if (c.attn.head_dim > 0 && c.attn.head_dim * c.attn.n_heads != c.hidden()) {
+    // DeepSeek's latent attention is stored as MQA (one KV head over the latent), as the converter does.
+    w.add_u32(k + "attention.head_count_kv", uint32_t(deepseek ? 1 : c.attn.n_kv_heads));
+    if (!deepseek && c.attn.head_dim > 0 && c.attn.head_dim * c.attn.n_heads != c.hidden()) {
         w.add_u32(k + "attention.key_length", uint32_t(c.attn.hd()));
         w.add_u32(k + "attention.value_length", uint32_t(c.attn.hd()));
     }
@@ -71,25 +76,35 @@ void gguf_write_model_metadata(GgufWriter& w, const ModelConfig& c, const ModelF
     w.add_f32(k + "attention.layer_norm_rms_epsilon", float(c.rms_norm_eps));
     w.add_u32(k + "expert_count", uint32_t(c.moe.n_experts));
     w.add_u32(k + "expert_used_count", uint32_t(c.moe.top_k));
-    w.add_u32(k + "rope.dimension_count", uint32_t(c.attn.hd()));
+    w.add_u32(k + "rope.dimension_count", uint32_t(c.attn.hd()));  // DeepSeek: qk_rope_head_dim
+    if (deepseek) gguf_ds2::write_metadata(w, c, info);
 }
 
 void gguf_write_model(GgufWriter& w, const ModelConfig& c, const ModelFileInfo& info, const ModelParams& p,
                       const GgufConvertOptions& o, std::vector<std::string>* notes) {
-    const std::vector<GgufModelTensor> tensors = gguf_model_tensors(p, c);  // throws unless Mixtral-style
+    const std::vector<GgufModelTensor> tensors = gguf_model_tensors(p, c);  // throws unless gguf_model_supported
     gguf_write_model_metadata(w, c, info, o);
-    std::vector<float> permuted;
-    for (const GgufModelTensor& t : tensors) {
-        const TensorView& v = t.view;
-        const GgufTensorSpec spec{t.name, std::vector<int64_t>(v.shape.dims, v.shape.dims + v.shape.ndim), t.rope_heads,
-                                  t.keep_f32};
-        const float* data = v.f32();
+    const std::vector<GgufTensorSpec> specs = gguf_model_tensor_specs(c);  // the same list, the shapes written
+    std::vector<float> moved;
+    const MlaConfig& m = c.mla;
+    const int64_t Lr = m.kv_lora_rank, Nd = m.qk_nope_head_dim, Vd = m.v_head_dim;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        const GgufModelTensor& t = tensors[i];
+        const float* data = t.view.f32();
         if (t.rope_heads > 0) {
-            permuted.resize(size_t(v.numel()));
-            gguf_rope_permute(permuted.data(), data, t.rope_heads, c.attn.hd(), c.hidden());
-            data = permuted.data();
+            moved.resize(size_t(t.view.numel()));
+            gguf_rope_permute(moved.data(), data, t.rope_heads, c.attn.hd(), c.hidden());
+            data = moved.data();
+        } else if (t.kv_split == GgufKvSplit::k_b) {  // each head's key rows, transposed: (H, L, Nd)
+            moved = mla_k_b_from_kv_b(m, QMatrix{GgmlType::f32, m.n_heads * (Nd + Vd), Lr, data});
+            data = moved.data();
+        } else if (t.kv_split == GgufKvSplit::v_b) {  // each head's value rows: (H, Vd, L)
+            moved.resize(size_t(m.n_heads * Vd * Lr));
+            for (int64_t h = 0; h < m.n_heads; ++h)
+                std::copy_n(data + (h * (Nd + Vd) + Nd) * Lr, Vd * Lr, moved.data() + h * Vd * Lr);
+            data = moved.data();
         }
-        w.add_tensor_f32(t.name, gguf_tensor_type(spec, o.outtype, notes), spec.shape, data);
+        w.add_tensor_f32(t.name, gguf_tensor_type(specs[i], o.outtype, notes), specs[i].shape, data);
     }
 }
 

@@ -1,10 +1,12 @@
-// A Mixtral-style model from a GGUF (include/moe/gguf_model.h): the tensor names shared with the
-// writer (gguf_convert.cpp), the q/k permutation, the hyper-parameters from llama.* metadata,
-// the weights dequantized to f32, and the tokenizer (gpt2 byte-level or llama SentencePiece BPE).
+// A MoE model from a GGUF (include/moe/gguf_model.h): the tensor names shared with the writer
+// (gguf_convert.cpp), the q/k permutation, the hyper-parameters from <arch>.* metadata (deepseek2's
+// own in gguf_deepseek2.cpp), the weights dequantized to f32 or mapped, and the tokenizer (gpt2
+// byte-level or llama SentencePiece BPE).
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "gguf_deepseek2.h"
 #include "moe/error.h"
 #include "moe/gguf_model.h"
 #include "moe/pretokenize.h"
@@ -20,44 +22,87 @@ std::string dims_str(const std::vector<int64_t>& s) {
     return o + ")";
 }
 
+// The attention's tensors of every architecture but DeepSeek's.
+template <class Add>
+void each_attention_tensor(const ModelConfig& c, const std::string& b, const AttentionParams* A, Add add) {
+    const int64_t D = c.hidden(), H = c.attn.n_heads, Hkv = c.attn.n_kv_heads, hd = c.attn.hd();
+    const bool llama = c.arch == ModelArch::mixtral;  // only llama's q / k rows are permuted (NORM RoPE)
+    const int64_t qn = c.attn.q_norm_len(), kn = c.attn.k_norm_len();
+    auto at = [](const TensorView* v) { return v ? *v : TensorView{}; };
+    add(GgufTensorSpec{b + "attn_q.weight", {H * hd, D}, llama ? H : 0, false}, at(A ? &A->q_proj : nullptr));
+    add(GgufTensorSpec{b + "attn_k.weight", {Hkv * hd, D}, llama ? Hkv : 0, false}, at(A ? &A->k_proj : nullptr));
+    add(GgufTensorSpec{b + "attn_v.weight", {Hkv * hd, D}, 0, false}, at(A ? &A->v_proj : nullptr));
+    if (c.attn.qkv_bias) {
+        add(GgufTensorSpec{b + "attn_q.bias", {H * hd}, 0, true}, at(A ? &A->q_bias : nullptr));
+        add(GgufTensorSpec{b + "attn_k.bias", {Hkv * hd}, 0, true}, at(A ? &A->k_bias : nullptr));
+        add(GgufTensorSpec{b + "attn_v.bias", {Hkv * hd}, 0, true}, at(A ? &A->v_bias : nullptr));
+    }
+    if (c.attn.qk_norm != QkNorm::none) {
+        add(GgufTensorSpec{b + "attn_q_norm.weight", {qn}, 0, true}, at(A ? &A->q_norm : nullptr));
+        add(GgufTensorSpec{b + "attn_k_norm.weight", {kn}, 0, true}, at(A ? &A->k_norm : nullptr));
+    }
+    add(GgufTensorSpec{b + "attn_output.weight", {D, H * hd}, 0, false}, at(A ? &A->o_proj : nullptr));
+}
+
+// Multi-head latent attention's tensors (DeepSeek, llama.cpp's deepseek2), kv_b_proj as its halves.
+template <class Add> void each_mla_tensor(const MlaConfig& m, const std::string& b, const MlaParams* P, Add add) {
+    const int64_t D = m.d_model, H = m.n_heads, Qr = m.q_lora_rank, Lr = m.kv_lora_rank, R = m.qk_rope_head_dim;
+    const int64_t Nd = m.qk_nope_head_dim, Vd = m.v_head_dim, qw = H * m.qk_head_dim();
+    auto at = [](const TensorView* v) { return v ? *v : TensorView{}; };
+    auto spec = [](std::string name, std::vector<int64_t> shape, bool f32 = false, GgufKvSplit split = GgufKvSplit::none) {
+        return GgufTensorSpec{std::move(name), std::move(shape), 0, f32, split};
+    };
+    if (Qr > 0) {
+        add(spec(b + "attn_q_a.weight", {Qr, D}), at(P ? &P->q_a_proj : nullptr));
+        add(spec(b + "attn_q_a_norm.weight", {Qr}, true), at(P ? &P->q_a_norm : nullptr));
+        add(spec(b + "attn_q_b.weight", {qw, Qr}), at(P ? &P->q_b_proj : nullptr));
+    } else {
+        add(spec(b + "attn_q.weight", {qw, D}), at(P ? &P->q_proj : nullptr));
+    }
+    add(spec(b + "attn_kv_a_mqa.weight", {Lr + R, D}), at(P ? &P->kv_a_proj : nullptr));
+    add(spec(b + "attn_kv_a_norm.weight", {Lr}, true), at(P ? &P->kv_a_norm : nullptr));
+    add(spec(b + "attn_k_b.weight", {H, Lr, Nd}, false, GgufKvSplit::k_b), at(P ? &P->kv_b_proj : nullptr));
+    add(spec(b + "attn_v_b.weight", {H, Vd, Lr}, false, GgufKvSplit::v_b), at(P ? &P->kv_b_proj : nullptr));
+    add(spec(b + "attn_output.weight", {D, H * Vd}), at(P ? &P->o_proj : nullptr));
+}
+
 // The one list of a model's tensors, in llama.cpp's order: add(spec, view), the view empty
 // when p is null (shapes only). Which tensors a layer has follows the architecture (moe/arch.h).
 template <class Add> void each_model_tensor(const ModelConfig& c, const ModelParams* p, Add add) {
     std::string why;
     MOE_CHECK(gguf_model_supported(c, &why), kOp, why);
-    const int64_t V = c.vocab_size, D = c.hidden(), H = c.attn.n_heads, Hkv = c.attn.n_kv_heads, hd = c.attn.hd();
-    const int64_t E = c.moe.n_experts, F = c.moe.d_ff, Fs = c.moe.d_ff_shared;
-    const bool llama = c.arch == ModelArch::mixtral;  // only llama's q / k rows are permuted (NORM RoPE)
-    const int64_t qn = c.attn.q_norm_len(), kn = c.attn.k_norm_len();
+    const int64_t V = c.vocab_size, D = c.hidden(), E = c.moe.n_experts, F = c.moe.d_ff, Fs = c.moe.d_ff_shared;
     auto at = [](const TensorView* v) { return v ? *v : TensorView{}; };
+    // A stack of one (a dense FFN's or the merged shared expert's (1, A, B)) as the (A, B) matrix.
+    auto one = [](const TensorView* v) {
+        return v ? TensorView{v->data, v->dtype, Shape{v->shape[1], v->shape[2]}} : TensorView{};
+    };
     add(GgufTensorSpec{"token_embd.weight", {V, D}, 0, false}, at(p ? &p->embed : nullptr));
     for (int64_t l = 0; l < c.num_layers; ++l) {
         const ModelLayerParams* L = p ? &p->layers[size_t(l)] : nullptr;
         const std::string b = "blk." + std::to_string(l) + ".";
         add(GgufTensorSpec{b + "attn_norm.weight", {D}, 0, true}, at(L ? &L->input_norm : nullptr));
-        add(GgufTensorSpec{b + "attn_q.weight", {H * hd, D}, llama ? H : 0, false}, at(L ? &L->attn.q_proj : nullptr));
-        add(GgufTensorSpec{b + "attn_k.weight", {Hkv * hd, D}, llama ? Hkv : 0, false}, at(L ? &L->attn.k_proj : nullptr));
-        add(GgufTensorSpec{b + "attn_v.weight", {Hkv * hd, D}, 0, false}, at(L ? &L->attn.v_proj : nullptr));
-        if (c.attn.qkv_bias) {
-            add(GgufTensorSpec{b + "attn_q.bias", {H * hd}, 0, true}, at(L ? &L->attn.q_bias : nullptr));
-            add(GgufTensorSpec{b + "attn_k.bias", {Hkv * hd}, 0, true}, at(L ? &L->attn.k_bias : nullptr));
-            add(GgufTensorSpec{b + "attn_v.bias", {Hkv * hd}, 0, true}, at(L ? &L->attn.v_bias : nullptr));
-        }
-        if (c.attn.qk_norm != QkNorm::none) {
-            add(GgufTensorSpec{b + "attn_q_norm.weight", {qn}, 0, true}, at(L ? &L->attn.q_norm : nullptr));
-            add(GgufTensorSpec{b + "attn_k_norm.weight", {kn}, 0, true}, at(L ? &L->attn.k_norm : nullptr));
-        }
-        add(GgufTensorSpec{b + "attn_output.weight", {D, H * hd}, 0, false}, at(L ? &L->attn.o_proj : nullptr));
+        if (c.attn.mla)
+            each_mla_tensor(c.mla, b, L ? &L->mla : nullptr, add);
+        else
+            each_attention_tensor(c, b, L ? &L->attn : nullptr, add);
         add(GgufTensorSpec{b + "ffn_norm.weight", {D}, 0, true}, at(L ? &L->post_norm : nullptr));
+        if (!c.is_moe_layer(l)) {  // DeepSeek's leading dense layers: one SwiGLU FFN
+            const int64_t Fd = c.dense_ff();
+            add(GgufTensorSpec{b + "ffn_gate.weight", {Fd, D}, 0, false}, one(L ? &L->moe.w1 : nullptr));
+            add(GgufTensorSpec{b + "ffn_up.weight", {Fd, D}, 0, false}, one(L ? &L->moe.w3 : nullptr));
+            add(GgufTensorSpec{b + "ffn_down.weight", {D, Fd}, 0, false}, one(L ? &L->moe.w2 : nullptr));
+            continue;
+        }
         add(GgufTensorSpec{b + "ffn_gate_inp.weight", {E, D}, 0, true}, at(L ? &L->moe.router : nullptr));
+        if (c.moe.router.kind == RouterKind::sigmoid_bias)  // DeepSeek-V3's e_score_correction_bias
+            add(GgufTensorSpec{b + "exp_probs_b.bias", {E}, 0, true}, at(L ? &L->moe.router_bias : nullptr));
         add(GgufTensorSpec{b + "ffn_gate_exps.weight", {E, F, D}, 0, false}, at(L ? &L->moe.w1 : nullptr));
         add(GgufTensorSpec{b + "ffn_up_exps.weight", {E, F, D}, 0, false}, at(L ? &L->moe.w3 : nullptr));
         add(GgufTensorSpec{b + "ffn_down_exps.weight", {E, D, F}, 0, false}, at(L ? &L->moe.w2 : nullptr));
-        if (c.moe.n_shared > 0) {  // Qwen2-MoE's one gated shared expert: (1, D) gate, as HF stores it
-            auto one = [](const TensorView* v) {
-                return v ? TensorView{v->data, v->dtype, Shape{v->shape[1], v->shape[2]}} : TensorView{};
-            };
-            add(GgufTensorSpec{b + "ffn_gate_inp_shexp.weight", {1, D}, 0, true}, at(L ? &L->moe.ws_gate : nullptr));
+        if (c.moe.n_shared > 0) {  // one shared expert; Qwen2-MoE's gated ((1, D) gate, as HF stores it)
+            if (c.moe.shared_gate)
+                add(GgufTensorSpec{b + "ffn_gate_inp_shexp.weight", {1, D}, 0, true}, at(L ? &L->moe.ws_gate : nullptr));
             add(GgufTensorSpec{b + "ffn_gate_shexp.weight", {Fs, D}, 0, false}, one(L ? &L->moe.ws1 : nullptr));
             add(GgufTensorSpec{b + "ffn_up_shexp.weight", {Fs, D}, 0, false}, one(L ? &L->moe.ws3 : nullptr));
             add(GgufTensorSpec{b + "ffn_down_shexp.weight", {D, Fs}, 0, false}, one(L ? &L->moe.ws2 : nullptr));
@@ -77,8 +122,10 @@ bool gguf_model_supported(const ModelConfig& c, std::string* why) {
         if (why) *why = std::string("this ") + name + " model has no GGUF form llama.cpp runs: " + reason;
         return false;
     };
-    if (c.attn.mla || arch_uses_mla(c.arch))
-        return no("DeepSeek's GGUF (llama.cpp's deepseek2) is not implemented in moe yet");
+    if (c.attn.mla || arch_uses_mla(c.arch)) {
+        const std::string reason = arch_uses_mla(c.arch) ? gguf_ds2::unsupported(c) : "only DeepSeek has MLA";
+        return reason.empty() || no(reason);
+    }
     if (c.arch == ModelArch::mixtral)
         return model_is_mixtral(c) ||
                no("llama's architecture with experts needs every layer MoE with a softmax top-k router, renormalised "
@@ -110,11 +157,14 @@ std::vector<GgufTensorSpec> gguf_model_tensor_specs(const ModelConfig& c) {
 
 std::vector<GgufModelTensor> gguf_model_tensors(const ModelParams& p, const ModelConfig& c) {
     std::vector<GgufModelTensor> out;
+    const MlaConfig& m = c.mla;
+    const std::vector<int64_t> kv_b{m.n_heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank};
     each_model_tensor(c, &p, [&](const GgufTensorSpec& s, const TensorView& v) {
         const std::vector<int64_t> have(v.shape.dims, v.shape.dims + v.shape.ndim);
-        MOE_CHECK(have == s.shape, kOp,
-                  "tensor '" + s.name + "' has shape " + dims_str(have) + ", the config implies " + dims_str(s.shape));
-        out.push_back({s.name, v, s.rope_heads, s.keep_f32});
+        const std::vector<int64_t>& want = s.kv_split == GgufKvSplit::none ? s.shape : kv_b;  // a half of kv_b_proj
+        MOE_CHECK(have == want, kOp,
+                  "tensor '" + s.name + "' has shape " + dims_str(have) + ", the config implies " + dims_str(want));
+        out.push_back({s.name, v, s.rope_heads, s.keep_f32, s.kv_split});
     });
     return out;
 }
@@ -142,11 +192,14 @@ ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info) {
     const std::string arch = f.get<std::string>("general.architecture");
     ModelConfig c;
     bool known = false;
-    for (ModelArch a : {ModelArch::mixtral, ModelArch::qwen2_moe, ModelArch::qwen3_moe, ModelArch::olmoe})
+    // deepseek2 is DeepSeek-V2 or V3 by its gating function (gguf_ds2::read_config).
+    for (ModelArch a :
+         {ModelArch::mixtral, ModelArch::qwen2_moe, ModelArch::qwen3_moe, ModelArch::olmoe, ModelArch::deepseek_v2})
         if (arch == arch_info(a).gguf_arch) c.arch = a, known = true;
     MOE_CHECK(known, kOp,
               path + ": general.architecture is \"" + arch +
-                  "\"; supported: \"llama\" with experts (Mixtral), \"qwen2moe\", \"qwen3moe\", \"olmoe\"");
+                  "\"; supported: \"llama\" with experts (Mixtral), \"qwen2moe\", \"qwen3moe\", \"olmoe\", \"deepseek2\"");
+    const bool deepseek = c.arch == ModelArch::deepseek_v2;
     const std::string k = arch + ".";
     auto need = [&](const std::string& key) {
         MOE_CHECK(f.has(k + key), kOp, path + " has no " + k + key + "; it is required for a " + arch + " GGUF");
@@ -161,16 +214,18 @@ ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info) {
     c.attn.d_model = need("embedding_length");
     c.attn.n_heads = need("attention.head_count");
     c.attn.n_kv_heads = int_or("attention.head_count_kv", c.attn.n_heads);
-    c.attn.head_dim = int_or("attention.key_length", 0);
     c.attn.rope_theta = f32_or("rope.freq_base", 10000.0f);
     c.rms_norm_eps = f32_or("attention.layer_norm_rms_epsilon", 1e-5f);
-    const int64_t hd = c.attn.head_dim > 0 ? c.attn.head_dim : c.attn.n_heads > 0 ? c.attn.d_model / c.attn.n_heads : 0;
-    MOE_CHECK(int_or("attention.value_length", hd) == hd, kOp,
-              path + ": " + k + "attention.value_length differs from key_length; not implemented");
-    const int64_t rope = int_or("rope.dimension_count", hd);
-    MOE_CHECK(rope == hd, kOp,
-              path + ": " + k + "rope.dimension_count " + std::to_string(rope) + " differs from the head size " +
-                  std::to_string(hd) + "; partial RoPE is not implemented");
+    if (!deepseek) {  // DeepSeek's key_length / rope.dimension_count are the latent's (gguf_ds2::read_config)
+        c.attn.head_dim = int_or("attention.key_length", 0);
+        const int64_t hd = c.attn.head_dim > 0 ? c.attn.head_dim : c.attn.n_heads > 0 ? c.attn.d_model / c.attn.n_heads : 0;
+        MOE_CHECK(int_or("attention.value_length", hd) == hd, kOp,
+                  path + ": " + k + "attention.value_length differs from key_length; not implemented");
+        const int64_t rope = int_or("rope.dimension_count", hd);
+        MOE_CHECK(rope == hd, kOp,
+                  path + ": " + k + "rope.dimension_count " + std::to_string(rope) + " differs from the head size " +
+                      std::to_string(hd) + "; partial RoPE is not implemented");
+    }
     MOE_CHECK(f.has_tensor("token_embd.weight"), kOp, path + " has no tensor 'token_embd.weight'; the file is incomplete");
     const GgufTensor& embd = f.tensor("token_embd.weight");
     c.vocab_size = int_or("vocab_size", embd.ne[1]);
@@ -206,8 +261,9 @@ ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info) {
             c.attn.qk_norm = QkNorm::full;
             break;
         case ModelArch::deepseek_v2:
-        case ModelArch::deepseek_v3:  // not in the list above: llama.cpp's deepseek2 is not mapped
-            fail(kOp, path + ": DeepSeek's GGUF (deepseek2) is not supported yet; load the Hugging Face directory");
+        case ModelArch::deepseek_v3:
+            gguf_ds2::read_config(f, c, int_or("context_length", 4096));
+            break;
     }
     if (info) info->max_position_embeddings = int_or("context_length", 4096);
     try {
@@ -221,21 +277,33 @@ ModelConfig gguf_model_config(const GgufFile& f, ModelFileInfo* info) {
 void gguf_model_load_weights(const GgufFile& f, const ModelConfig& c, const ModelParams& p) {
     const std::string& path = f.path();
     std::vector<float> tmp;
-    for (const GgufModelTensor& t : gguf_model_tensors(p, c)) {
+    const std::vector<GgufTensorSpec> specs = gguf_model_tensor_specs(c);
+    const std::vector<GgufModelTensor> tensors = gguf_model_tensors(p, c);  // the same list, with the views
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        const GgufModelTensor& t = tensors[i];
         MOE_CHECK(f.has_tensor(t.name), kOp,
-                  path + " has no tensor '" + t.name + "'; the file is incomplete or not a Mixtral-style llama GGUF");
+                  path + " has no tensor '" + t.name + "'; the file is incomplete or of another architecture");
         const std::vector<int64_t> got = f.tensor(t.name).shape();
-        const std::vector<int64_t> want(t.view.shape.dims, t.view.shape.dims + t.view.shape.ndim);
-        MOE_CHECK(got == want, kOp,
+        MOE_CHECK(got == specs[i].shape, kOp,
                   path + ": tensor '" + t.name + "' has shape " + dims_str(got) + " (PyTorch order), the metadata implies " +
-                      dims_str(want) + "; the tensors belong to another configuration");
+                      dims_str(specs[i].shape) + "; the tensors belong to another configuration");
         std::vector<float> v = f.dequantize(t.name);
         if (t.rope_heads > 0) {
             tmp.resize(v.size());
             gguf_rope_unpermute(tmp.data(), v.data(), t.rope_heads, c.attn.hd(), c.hidden());
             v.swap(tmp);
         }
-        std::memcpy(t.view.data, v.data(), v.size() * sizeof(float));
+        const MlaConfig& m = c.mla;
+        const int64_t Lr = m.kv_lora_rank, Vd = m.v_head_dim, kd = m.qk_nope_head_dim + Vd;
+        if (t.kv_split == GgufKvSplit::k_b) {  // (H, L, Nd) -> kv_b_proj's key rows
+            mla_kv_b_set_keys(m, v.data(), t.view.f32());
+        } else if (t.kv_split == GgufKvSplit::v_b) {  // (H, Vd, L) -> kv_b_proj's value rows
+            for (int64_t h = 0; h < m.n_heads; ++h)
+                std::memcpy(t.view.f32() + (h * kd + m.qk_nope_head_dim) * Lr, v.data() + h * Vd * Lr,
+                            size_t(Vd * Lr) * sizeof(float));
+        } else {
+            std::memcpy(t.view.data, v.data(), v.size() * sizeof(float));
+        }
     }
 }
 
@@ -264,7 +332,8 @@ InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> file, const Mode
                       ", which has no quantized product here; supported: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K");
         return QMatrix{t.type, rows, cols, f.tensor_data(t)};
     };
-    auto experts = [&](const std::string& name, int64_t E, int64_t rows, int64_t cols) {
+    // A stack (E, rows, cols) (experts; DeepSeek's k_b / v_b per head) as one (E rows, cols) matrix.
+    auto stacked = [&](const std::string& name, int64_t E, int64_t rows, int64_t cols) {
         const GgufTensor& t = get(name, {E, rows, cols});
         MOE_CHECK(qmatmul_supports(t.type), kOp,
                   path + ": tensor '" + name + "' is " + ggml_type_name(t.type) + ", which has no quantized product here");
@@ -290,14 +359,45 @@ InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> file, const Mode
         InferLayerWeights L;
         L.input_norm = f32(b + "attn_norm.weight", {D});
         L.post_norm = f32(b + "ffn_norm.weight", {D});
-        L.q = matrix(b + "attn_q.weight", qw, D);
-        L.k = matrix(b + "attn_k.weight", kw, D);
-        L.v = matrix(b + "attn_v.weight", kw, D);
-        L.o = matrix(b + "attn_output.weight", D, qw);
-        L.ffn.router = TensorView{f32(b + "ffn_gate_inp.weight", {m.n_experts, D}), DType::f32, Shape{m.n_experts, D}};
-        L.ffn.quant.w1 = experts(b + "ffn_gate_exps.weight", m.n_experts, m.d_ff, D);
-        L.ffn.quant.w3 = experts(b + "ffn_up_exps.weight", m.n_experts, m.d_ff, D);
-        L.ffn.quant.w2 = experts(b + "ffn_down_exps.weight", m.n_experts, D, m.d_ff);
+        if (c.attn.mla) {  // DeepSeek: kv_b_proj as attn_k_b / attn_v_b only, the absorbed path (as llama.cpp)
+            const MlaConfig& a = c.mla;
+            const int64_t H = a.n_heads, Qr = a.q_lora_rank, Lr = a.kv_lora_rank, Vd = a.v_head_dim;
+            const int64_t aw = H * a.qk_head_dim();
+            MlaWeights& M = L.mla;
+            if (Qr > 0) {
+                M.q_a_proj = matrix(b + "attn_q_a.weight", Qr, D);
+                M.q_a_norm = f32(b + "attn_q_a_norm.weight", {Qr});
+                M.q_b_proj = matrix(b + "attn_q_b.weight", aw, Qr);
+            } else {
+                M.q_proj = matrix(b + "attn_q.weight", aw, D);
+            }
+            M.kv_a_proj = matrix(b + "attn_kv_a_mqa.weight", Lr + a.qk_rope_head_dim, D);
+            M.kv_a_norm = f32(b + "attn_kv_a_norm.weight", {Lr});
+            M.k_b = stacked(b + "attn_k_b.weight", H, Lr, a.qk_nope_head_dim);
+            M.v_b = stacked(b + "attn_v_b.weight", H, Vd, Lr);
+            M.o_proj = matrix(b + "attn_output.weight", D, H * Vd);
+        } else {
+            L.q = matrix(b + "attn_q.weight", qw, D);
+            L.k = matrix(b + "attn_k.weight", kw, D);
+            L.v = matrix(b + "attn_v.weight", kw, D);
+            L.o = matrix(b + "attn_output.weight", D, qw);
+        }
+        if (!c.is_moe_layer(l)) {  // a leading dense FFN: a one-expert layer whose router is not read
+            const int64_t Fd = c.dense_ff();
+            L.ffn.quant.w1 = matrix(b + "ffn_gate.weight", Fd, D);
+            L.ffn.quant.w3 = matrix(b + "ffn_up.weight", Fd, D);
+            L.ffn.quant.w2 = matrix(b + "ffn_down.weight", D, Fd);
+            keep->owned.push_back(std::vector<float>(size_t(D), 0.0f));
+            L.ffn.router = view(keep->owned.back().data(), Shape{1, D});
+            w.layers.push_back(L);
+            continue;
+        }
+        L.ffn.router = view(f32(b + "ffn_gate_inp.weight", {m.n_experts, D}), Shape{m.n_experts, D});
+        if (m.router.kind == RouterKind::sigmoid_bias)
+            L.ffn.router_bias = view(f32(b + "exp_probs_b.bias", {m.n_experts}), Shape{m.n_experts});
+        L.ffn.quant.w1 = stacked(b + "ffn_gate_exps.weight", m.n_experts, m.d_ff, D);
+        L.ffn.quant.w3 = stacked(b + "ffn_up_exps.weight", m.n_experts, m.d_ff, D);
+        L.ffn.quant.w2 = stacked(b + "ffn_down_exps.weight", m.n_experts, D, m.d_ff);
         if (c.attn.qkv_bias) {
             L.q_bias = f32(b + "attn_q.bias", {qw});
             L.k_bias = f32(b + "attn_k.bias", {kw});
@@ -307,11 +407,12 @@ InferWeights gguf_infer_weights(std::shared_ptr<const GgufFile> file, const Mode
             L.q_norm = f32(b + "attn_q_norm.weight", {qn});
             L.k_norm = f32(b + "attn_k_norm.weight", {kn});
         }
-        if (m.n_shared > 0) {  // one gated shared expert (Qwen2-MoE), dequantized to f32
+        if (m.n_shared > 0) {  // one shared expert (Qwen2-MoE's gated, DeepSeek's not), dequantized to f32
             const int64_t Fs = m.d_ff_shared;
             const std::string gate = b + "ffn_gate_inp_shexp.weight";
             const bool flat = f.has_tensor(gate) && f.tensor(gate).shape().size() == 1;
-            L.ffn.ws_gate = view(f32(gate, flat ? std::vector<int64_t>{D} : std::vector<int64_t>{1, D}), Shape{1, D});
+            if (m.shared_gate)
+                L.ffn.ws_gate = view(f32(gate, flat ? std::vector<int64_t>{D} : std::vector<int64_t>{1, D}), Shape{1, D});
             L.ffn.ws1 = view(f32(b + "ffn_gate_shexp.weight", {Fs, D}), Shape{1, Fs, D});
             L.ffn.ws3 = view(f32(b + "ffn_up_shexp.weight", {Fs, D}), Shape{1, Fs, D});
             L.ffn.ws2 = view(f32(b + "ffn_down_shexp.weight", {D, Fs}), Shape{1, D, Fs});

@@ -42,7 +42,7 @@ void fill_normal_pairs(Rng& rng, float* x, int64_t n, float stddev) {
 std::vector<std::string> gguf_write_random_model(const std::string& out, const ModelConfig& c,
                                                  const GgufRandomOptions& o) {
     model_validate(c);
-    const std::vector<GgufTensorSpec> specs = gguf_model_tensor_specs(c);  // throws unless Mixtral-style
+    const std::vector<GgufTensorSpec> specs = gguf_model_tensor_specs(c);  // throws unless gguf_model_supported
     gguf_file_type(o.outtype);  // an unsupported outtype fails here, naming the ones supported
     GgufConvertOptions meta;
     meta.outtype = o.outtype;

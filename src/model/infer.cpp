@@ -58,7 +58,7 @@ InferWeights infer_weights(const ModelParams& p, const ModelConfig& c) {
             const MlaParams& m = lp.mla;
             auto mat = [](const TensorView& t) { return t.numel() > 0 ? f32_matrix(t) : QMatrix{}; };
             L.mla = {mat(m.q_proj), mat(m.q_a_proj), mat(m.q_b_proj), mat(m.kv_a_proj), mat(m.kv_b_proj),
-                     mat(m.o_proj), opt(m.q_a_norm), opt(m.kv_a_norm), QMatrix{}};
+                     mat(m.o_proj), opt(m.q_a_norm), opt(m.kv_a_norm), QMatrix{}, QMatrix{}};
         }
         L.ffn = lp.moe;
         w.layers.push_back(L);
@@ -75,7 +75,8 @@ double infer_active_bytes(const InferWeights& w, const ModelConfig& c) {
         b += 8 * D + matrix_bytes(L.q) + matrix_bytes(L.k) + matrix_bytes(L.v) + matrix_bytes(L.o);
         if (c.attn.mla) {  // the latent attention's matrices and its two RMSNorms
             const MlaWeights& m = L.mla;
-            for (const QMatrix* q : {&m.q_proj, &m.q_a_proj, &m.q_b_proj, &m.kv_a_proj, &m.kv_b_proj, &m.o_proj})
+            for (const QMatrix* q :
+                 {&m.q_proj, &m.q_a_proj, &m.q_b_proj, &m.kv_a_proj, &m.kv_b_proj, &m.o_proj, &m.k_b, &m.v_b})
                 if (q->data) b += matrix_bytes(*q);
             b += 4 * double(c.mla.q_lora_rank + c.mla.kv_lora_rank);
         }

@@ -59,7 +59,11 @@ void check_weights(const MlaConfig& c, const MlaWeights& w) {
         check_matrix(w.q_proj, "q_proj", H * (Nd + R), D, "(H (qk_nope + qk_rope), D)");
     }
     check_matrix(w.kv_a_proj, "kv_a_proj_with_mqa", L + R, D, "(kv_lora_rank + qk_rope, D)");
-    check_matrix(w.kv_b_proj, "kv_b_proj", H * (Nd + Vd), L, "(H (qk_nope + v_head), kv_lora_rank)");
+    // kv_b_proj, or its two halves (llama.cpp's attn_k_b / attn_v_b) without it.
+    MOE_CHECK(w.kv_b_proj.data || (w.k_b.data && w.v_b.data), kOp,
+              "kv_b_proj is missing, and k_b and v_b (its halves) are not both given");
+    if (w.kv_b_proj.data)
+        check_matrix(w.kv_b_proj, "kv_b_proj", H * (Nd + Vd), L, "(H (qk_nope + v_head), kv_lora_rank)");
     check_matrix(w.o_proj, "o_proj", D, H * Vd, "(D, H v_head)");
     MOE_CHECK(w.kv_a_norm != nullptr, kOp, "kv_a_layernorm is missing");
     if (w.k_b.data)
@@ -67,6 +71,7 @@ void check_weights(const MlaConfig& c, const MlaWeights& w) {
     else
         MOE_CHECK(ggml_type_info(w.kv_b_proj.type).dequantize, kOp,
                   std::string("kv_b_proj is ") + ggml_type_name(w.kv_b_proj.type) + ", which cannot be dequantized");
+    if (w.v_b.data) check_matrix(w.v_b, "v_b", H * Vd, L, "(H v_head, kv_lora_rank)");
 }
 
 // y_h (n, rows_h) = x_h (n, cols) w_h^T for the H heads, where x's row (i, h) starts at
@@ -102,6 +107,8 @@ void mla_validate(const MlaConfig& c) {
     MOE_CHECK(c.qk_rope_head_dim % 2 == 0, kOp,
               "qk_rope_head_dim must be even (RoPE rotates pairs), got " + std::to_string(c.qk_rope_head_dim));
     MOE_CHECK(c.rope_theta > 0 && std::isfinite(c.rope_theta), kOp, "rope_theta must be > 0, got " + std::to_string(c.rope_theta));
+    MOE_CHECK(c.softmax_scale >= 0 && std::isfinite(c.softmax_scale), kOp,
+              "the softmax scale must be >= 0 (0: from the sizes), got " + std::to_string(c.softmax_scale));
     MOE_CHECK(c.lora_norm_eps > 0, kOp, "the q_a / kv_a RMSNorm eps must be > 0, got " + std::to_string(c.lora_norm_eps));
     const MlaYarn& y = c.yarn;
     MOE_CHECK(y.factor > 0 && std::isfinite(y.factor), kOp,
@@ -166,6 +173,7 @@ double mla_rope_attention_factor(const MlaConfig& c) {
 }
 
 double mla_softmax_scale(const MlaConfig& c) {
+    if (c.softmax_scale > 0) return c.softmax_scale;
     double s = 1.0 / std::sqrt(double(c.qk_head_dim()));
     if (c.softmax_mscale && c.yarn_active() && c.yarn.mscale_all_dim != 0) {
         const double m = yarn_mscale(c.yarn.factor, c.yarn.mscale_all_dim);
@@ -186,6 +194,13 @@ std::vector<float> mla_k_b_from_kv_b(const MlaConfig& c, const QMatrix& kv_b) {
             for (int64_t l = 0; l < L; ++l) k_b[size_t((h * L + l) * Nd + j)] = row[size_t(l)];
         }
     return k_b;
+}
+
+void mla_kv_b_set_keys(const MlaConfig& c, const float* k_b, float* kv_b) {
+    const int64_t H = c.n_heads, L = c.kv_lora_rank, Nd = c.qk_nope_head_dim, kd = Nd + c.v_head_dim;
+    for (int64_t h = 0; h < H; ++h)
+        for (int64_t j = 0; j < Nd; ++j)
+            for (int64_t l = 0; l < L; ++l) kv_b[(h * kd + j) * L + l] = k_b[(h * L + l) * Nd + j];
 }
 
 MlaAttention::MlaAttention(const MlaConfig& c, int64_t max_ctx) : c_(c), max_ctx_(max_ctx) {
@@ -320,9 +335,10 @@ void MlaAttention::attend_absorbed(const MlaWeights& w, int64_t n, int64_t pos, 
         for (int64_t r = 0; r < rows; ++r) causal_softmax_row(S + r * end, pos + i0 + r / H, end);
         gemm_f32(false, false, rows, L, end, 1.0f, S, end, cache_.data(), row_, 0.0f, o_lat_.data() + i0 * H * L, L);
     }
-    // o_h = o_lat_h W_UV_h^T, W_UV_h = kv_b_proj's rows h kd + Nd .. (h + 1) kd.
-    head_products(o_.data(), H * Vd, Vd, o_lat_.data(), L, n, H,
-                  [&](int64_t h) { return w.kv_b_proj.slice(h * kd + Nd, Vd); }, s);
+    // o_h = o_lat_h W_UV_h^T, W_UV_h = kv_b_proj's rows h kd + Nd .. (h + 1) kd (or v_b's h Vd ..).
+    head_products(o_.data(), H * Vd, Vd, o_lat_.data(), L, n, H, [&](int64_t h) {
+        return w.v_b.data ? w.v_b.slice(h * Vd, Vd) : w.kv_b_proj.slice(h * kd + Nd, Vd);
+    }, s);
 }
 
 void MlaAttention::forward(const MlaWeights& w, const float* x, float* out, int64_t n, int64_t pos,
@@ -339,7 +355,9 @@ void MlaAttention::forward(const MlaWeights& w, const float* x, float* out, int6
     project(w, x, n, pos, s);
     filled_ = pos + n;
     o_.resize(size_t(n * c_.n_heads * c_.v_head_dim));
-    if (path == MlaPath::automatic) path = choose_path(n, pos);
+    MOE_CHECK(path != MlaPath::naive || w.kv_b_proj.data, kOp,
+              "the naive path expands the latents with kv_b_proj, which these weights lack (k_b / v_b only)");
+    if (path == MlaPath::automatic) path = w.kv_b_proj.data ? choose_path(n, pos) : MlaPath::absorbed;
     if (path == MlaPath::naive)
         attend_naive(w, n, pos, s);
     else
