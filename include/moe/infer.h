@@ -47,11 +47,11 @@ InferWeights hf_infer_weights(const std::string& dir, const ModelConfig& c);
 // hf_infer_weights maps (top-k softmax, DeepSeek-V3's sigmoid with bias, dense); else the
 // weights go through model_load_weights into an f32 arena.
 bool hf_can_map(const std::string& dir, const ModelConfig& c);
-// Packs the Q4_0 matrices the decoder multiplies (attention, stacked experts, LM head) by 8 rows
-// (include/moe/qpack.h) into memory held by w.keep, and returns the bytes packed (0: none).
-// Decode then reads them with the 8-row kernel; prompts dequantize them as before. release
-// (when given) is called with each original matrix's bytes once copied: a mapped file's pages
-// can be dropped so that the weights are not resident twice (GgufFile::release). Only Q4_0
+// Packs the Q4_0 / Q8_0 matrices the decoder multiplies (attention, stacked experts, LM head) by
+// 8 rows (include/moe/qpack.h) into memory held by w.keep, and returns the bytes packed (0:
+// none). Decode and prompts of up to kQPackedGemmMaxRows rows then take the 8-row kernels.
+// release (when given) is called with each original matrix's bytes once copied: a mapped file's
+// pages can be dropped so that the weights are not resident twice (GgufFile::release). Only
 // matrices whose rows, and whose experts' rows, are multiples of 8 are packed.
 int64_t infer_weights_pack8(InferWeights& w, const ModelConfig& c,
                             const std::function<void(const void*, uint64_t)>& release = {});

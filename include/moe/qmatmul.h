@@ -4,7 +4,8 @@
 // go through per-row dot kernels on quantized activations, llama.cpp's scheme: x is quantized
 // once to Q8_0 (for Q8_0 / Q4_0 weights) or Q8_K (for the K-quants), and each block's integer
 // dot product is scaled by the two block scales. More rows (prompt processing) dequantize W a
-// panel at a time and use the f32 GEMM. docs/formats.md, "Quantized products", has the formulas.
+// panel at a time and use the f32 GEMM, except Q4_0 / Q8_0 matrices packed by 8 rows
+// (include/moe/qpack.h), which keep the integer kernels up to kQPackedGemmMaxRows rows. docs/formats.md, "Quantized products", has the formulas.
 #pragma once
 #include <cstdint>
 #include <vector>

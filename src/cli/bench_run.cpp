@@ -131,7 +131,7 @@ void register_bench_run(CLI::App& bench) {
     cmd->add_option("-n,--n-gen", o->tg, "generated tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
     cmd->add_option("-r,--reps", o->reps, "timed repetitions (median)")->check(CLI::Range(1, 100));
     cmd->add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
-    cmd->add_flag("!--no-repack", o->repack, "read Q4_0 weights as stored instead of packed by 8 rows for decode");
+    cmd->add_flag("!--no-repack", o->repack, "use Q4_0 / Q8_0 weights as stored, not packed by 8 rows for the faster kernels");
     cmd->add_flag("!--no-stream", o->stream, "skip the STREAM triad measurement (memory bandwidth, about 3 s and 768 MiB)");
     cmd->callback([o] { bench_run(*o); });
 }

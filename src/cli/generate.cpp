@@ -109,7 +109,7 @@ void register_generate(CLI::App& app) {
     cmd->add_option("--prompt-ids", o->prompt_ids, "the prompt as token ids (\"1,2,3\"), instead of -p; prints ids (no tokenizer needed)");
     cmd->add_option("-b,--batch-size", o->batch, "--logits-out: feed the prompt in chunks of this many tokens (1: the decode path everywhere; default: all at once)")
         ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
-    cmd->add_flag("!--no-repack", o->repack, "read Q4_0 weights as stored instead of packed by 8 rows for decode");
+    cmd->add_flag("!--no-repack", o->repack, "use Q4_0 / Q8_0 weights as stored, not packed by 8 rows for the faster kernels");
     cmd->add_option("--logits-out", o->logits_out, "also write the prompt's tokens and logits (T, V) to this safetensors file");
     cmd->callback([o] { run_generate(*o); });
 }

@@ -24,7 +24,7 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op,
     }
     if (gguf) {
         m->w = gguf_infer_weights(file, m->c);
-        // Q4_0 packed for the decode kernel; the file's copy of those bytes leaves memory.
+        // Q4_0 / Q8_0 packed for the 8-row kernels; the file's copy of those bytes leaves memory.
         if (repack) m->packed_bytes = infer_weights_pack8(m->w, m->c, [&file](const void* p, uint64_t n) { file->release(p, n); });
     } else if (hf_can_map(path, m->c)) {
         m->w = hf_infer_weights(path, m->c);  // mapped, in the stored types

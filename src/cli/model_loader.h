@@ -25,7 +25,8 @@ struct LoadedModel {
 
 // Throws naming the path when it is neither a model directory nor a usable GGUF file.
 // need_tokenizer = false (benchmarks on token ids): no tokenizer is read. repack = false
-// (--no-repack, as llama.cpp's): a GGUF's Q4_0 matrices are read as stored, not packed by 8 rows.
+// (--no-repack, as llama.cpp's): a GGUF's Q4_0 / Q8_0 matrices are used as stored, not packed
+// by 8 rows.
 std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op, bool need_tokenizer = true,
                                         bool repack = true);
 

@@ -188,7 +188,7 @@ void register_run(CLI::App& app) {
     cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "penalise the last --repeat-last-n tokens (1 = off)");
     cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "tokens the repetition penalty looks back over");
     cmd->add_option("--stop", o->stop, "stop when the generated text contains this string (repeatable)");
-    cmd->add_flag("!--no-repack", o->repack, "read Q4_0 weights as stored instead of packed by 8 rows for decode");
+    cmd->add_flag("!--no-repack", o->repack, "use Q4_0 / Q8_0 weights as stored, not packed by 8 rows for the faster kernels");
     cmd->add_flag("--chat", o->chat, "interactive chat: user messages from stdin, one per line, in the model's chat template");
     cmd->add_option("--chat-template", o->chat_template,
                     "chat template (" + chat_template_names() + "; default: from the model's metadata)");

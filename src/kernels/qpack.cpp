@@ -1,4 +1,4 @@
-// Packing Q4_0 rows by 8 (include/moe/qpack.h).
+// Packing Q4_0 / Q8_0 rows by 8 (include/moe/qpack.h).
 #include "moe/qpack.h"
 
 #include <cstring>
@@ -24,13 +24,14 @@ void unpack_block(const uint8_t* o, uint8_t* const* rows, int64_t qb) {
         for (int j = 0; j < 4; ++j) std::memcpy(rows[4 * (c % 2) + j] + 2 + 8 * (c / 2), o + 16 + 32 * c + 8 * j, 8);
 }
 
-// Bytes of one row's block, and of its quants (after the f16 scale).
+// Bytes of one row's block: an f16 scale, then its quants.
 int64_t block_bytes(GgmlType t) { return ggml_type_info(t).block_bytes; }
 
 }  // namespace
 
 bool qmatrix_packable(const QMatrix& m) {
-    return (m.type == GgmlType::q4_0 || m.type == GgmlType::q8_0) && !m.packed8 && m.rows > 0 && m.rows % 8 == 0 && m.cols % 32 == 0 && m.data;
+    return (m.type == GgmlType::q4_0 || m.type == GgmlType::q8_0) && !m.packed8 && m.data && m.rows > 0 &&
+           m.rows % 8 == 0 && m.cols % 32 == 0;
 }
 
 QMatrix qmatrix_pack8(const QMatrix& m, uint8_t* dst) {
