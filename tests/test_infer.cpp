@@ -21,6 +21,20 @@ namespace {
 
 std::vector<float> row(const float* p, int64_t i, int64_t V) { return {p + i * V, p + (i + 1) * V}; }
 
+// A small model: vocabulary 40, D 16, 4 heads / 2 KV heads, 4 experts of F 8, top-2, inference.
+ModelConfig small_config(int64_t layers) {
+    ModelConfig c;
+    c.vocab_size = 40;
+    c.num_layers = layers;
+    c.attn = {16, 4, 2, 0, 10000};
+    c.moe.d_model = 16;
+    c.moe.d_ff = 8;
+    c.moe.n_experts = 4;
+    c.moe.top_k = 2;
+    c.moe.router.training = false;
+    return c;
+}
+
 }  // namespace
 
 TEST(Infer, MatchesTransformersWholeChunkedAndGreedy) {
@@ -60,18 +74,10 @@ TEST(Infer, EqualsTheFullForwardWithDenseLayersSharedExpertsAndOtherRouters) {
     // Per-token routers only: expert choice picks tokens per expert among those fed together, so a
     // lone decode token is routed differently from the full batch (by design, as in the paper).
     for (RouterKind kind : {RouterKind::topk, RouterKind::sigmoid_bias, RouterKind::noisy_topk, RouterKind::hash}) {
-        ModelConfig c;
-        c.vocab_size = 40;
-        c.num_layers = 3;
-        c.attn = {16, 4, 2, 0, 10000};
-        c.moe.d_model = 16;
-        c.moe.d_ff = 8;
-        c.moe.n_experts = 4;
-        c.moe.top_k = 2;
+        ModelConfig c = small_config(3);
         c.moe.n_shared = 1;
         c.moe.d_ff_shared = 8;
         c.moe.router.kind = kind;
-        c.moe.router.training = false;
         c.decoder_sparse_step = 2;
         TestModel m(c);
         model_params_init(m.p, c, 21);
@@ -91,15 +97,7 @@ TEST(Infer, LongPromptsRunInBatchesWithTheSameLogits) {
     // 300 tokens in one feed run as batches of 128 (128, 128, 44; the default for packed
     // experts): every position's logits (all_logits) and the last one's alone equal the
     // full-context forward's.
-    ModelConfig c;
-    c.vocab_size = 40;
-    c.num_layers = 2;
-    c.attn = {16, 4, 2, 0, 10000};
-    c.moe.d_model = 16;
-    c.moe.d_ff = 8;
-    c.moe.n_experts = 4;
-    c.moe.top_k = 2;
-    c.moe.router.training = false;
+    const ModelConfig c = small_config(2);
     TestModel m(c);
     model_params_init(m.p, c, 5);
     const int64_t T = 300, V = c.vocab_size;
