@@ -7,6 +7,7 @@
 // panel at a time and use the f32 GEMM, except Q4_0 / Q8_0 matrices packed by 8 rows
 // (include/moe/qpack.h), which keep the integer kernels up to kQPackedGemmMaxRows rows. docs/formats.md, "Quantized products", has the formulas.
 #pragma once
+#include <cassert>
 #include <cstdint>
 #include <vector>
 
@@ -26,7 +27,10 @@ struct QMatrix {
     const void* data = nullptr;
     bool packed8 = false;
     int64_t row_bytes() const { return ggml_row_bytes(type, cols); }
-    const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + r * row_bytes(); }
+    const uint8_t* row(int64_t r) const {
+        assert((!packed8 || r % 8 == 0) && "a packed matrix's rows are not contiguous");
+        return static_cast<const uint8_t*>(data) + r * row_bytes();
+    }
     // Rows [r0, r0 + n) as a matrix (an expert of a stacked (E F, D) tensor); packed: r0 and n
     // multiples of 8 (qmatrix_pack8 packs only matrices whose experts are).
     QMatrix slice(int64_t r0, int64_t n) const { return {type, n, cols, row(r0), packed8}; }
