@@ -152,12 +152,20 @@ struct Q4x8 {
 struct Q8x8 {
     static constexpr int64_t kBlock = 272;
     const uint8_t* o = nullptr;
-    void load(const uint8_t* block) { o = block; }  // the chunks are read per activation row
+    __m256i a[8];  // |q| of each chunk (-128 reads as 128 unsigned), for every activation row
+    void load(const uint8_t* block) {
+        o = block;
+        for (int c = 0; c < 8; ++c) a[c] = _mm256_abs_epi8(loadu(o + 16 + 32 * c));
+    }
     __m256i sums(const uint8_t* xb, int32_t) const {
         int64_t xq[4];
         std::memcpy(xq, xb, 32);
+        const __m256i ones = _mm256_set1_epi16(1);
         __m256i r[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-        for (int c = 0; c < 8; ++c) r[c % 2] = _mm256_add_epi32(r[c % 2], dot_i8(loadu(o + 16 + 32 * c), _mm256_set1_epi64x(xq[c / 2])));
+        for (int c = 0; c < 8; ++c) {
+            const __m256i sx = _mm256_sign_epi8(_mm256_set1_epi64x(xq[c / 2]), loadu(o + 16 + 32 * c));
+            r[c % 2] = _mm256_add_epi32(r[c % 2], _mm256_madd_epi16(_mm256_maddubs_epi16(a[c], sx), ones));
+        }
         return _mm256_hadd_epi32(r[0], r[1]);
     }
 };
