@@ -25,7 +25,8 @@ std::unique_ptr<LoadedModel> load_model(const std::string& path, const char* op,
     if (gguf) {
         m->w = gguf_infer_weights(file, m->c);
         // Q4_0 / Q8_0 packed for the 8-row kernels; the file's copy of those bytes leaves memory.
-        if (repack) m->packed_bytes = infer_weights_pack8(m->w, m->c, [&file](const void* p, uint64_t n) { file->release(p, n); });
+        auto release = [&file](const void* p, uint64_t n) { file->release(p, n); };
+        if (repack) m->packed_bytes = infer_weights_pack8(m->w, m->c, release);
     } else if (hf_can_map(path, m->c)) {
         m->w = hf_infer_weights(path, m->c);  // mapped, in the stored types
         m->format = "directory (mapped)";

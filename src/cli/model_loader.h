@@ -20,7 +20,7 @@ struct LoadedModel {
     Arena arena;    // a directory's f32 weights (empty for a GGUF)
     InferWeights w; // what the decoder reads: views of the arena or of the mapped GGUF
     std::string format;  // "directory" (f32 arena), "directory (mapped)" (hf_infer_weights) or "gguf"
-    int64_t packed_bytes = 0;  // Q4_0 weights packed by 8 rows (infer_weights_pack8)
+    int64_t packed_bytes = 0;  // Q4_0 / Q8_0 weights packed by 8 rows (infer_weights_pack8)
 };
 
 // Throws naming the path when it is neither a model directory nor a usable GGUF file.

@@ -1,4 +1,4 @@
-// Packing the decoder's Q4_0 matrices by 8 rows (include/moe/infer.h, include/moe/qpack.h).
+// Packing the decoder's Q4_0 / Q8_0 matrices by 8 rows (include/moe/infer.h, include/moe/qpack.h).
 #include <memory>
 #include <vector>
 
