@@ -32,6 +32,15 @@ std::vector<uint8_t> quantized_matrix(GgmlType type, int64_t rows, int64_t cols,
     return m;
 }
 
+// A random matrix of `type` and its packed copy.
+struct PackedPair {
+    std::vector<uint8_t> plain, packed;
+    QMatrix m, p;
+    PackedPair(GgmlType type, int64_t rows, int64_t cols, uint64_t seed)
+        : plain(quantized_matrix(type, rows, cols, seed)), packed(plain.size()), m{type, rows, cols, plain.data()},
+          p(qmatrix_pack8(m, packed.data())) {}
+};
+
 std::vector<const QDotTable*> all_paths() {
     std::vector<const QDotTable*> out;
     for (CpuPath p : {CpuPath::scalar, CpuPath::avx2, CpuPath::avx512, CpuPath::avx512_bf16})
@@ -45,11 +54,12 @@ TEST(QPack, PackThenUnpackGivesTheRowsBack) {
     for (GgmlType type : kPackable) {
         SCOPED_TRACE(ggml_type_name(type));
         const int64_t rows = 24, cols = 96, rb = ggml_row_bytes(type, cols);
-        const std::vector<uint8_t> plain = quantized_matrix(type, rows, cols, 1);
-        std::vector<uint8_t> packed(plain.size()), back(static_cast<size_t>(8 * rb));
-        const QMatrix p = qmatrix_pack8({type, rows, cols, plain.data()}, packed.data());
+        const PackedPair pair(type, rows, cols, 1);
+        const std::vector<uint8_t>& plain = pair.plain;
+        const QMatrix& p = pair.p;
+        std::vector<uint8_t> back(static_cast<size_t>(8 * rb));
         EXPECT_TRUE(p.packed8);
-        EXPECT_NE(packed, plain);  // the layout moved bytes
+        EXPECT_NE(pair.packed, plain);  // the layout moved bytes
         for (int64_t g = 0; g < rows / 8; ++g) {
             qmatrix_unpack_group(p, g, back.data());
             EXPECT_EQ(0, std::memcmp(back.data(), plain.data() + 8 * g * rb, size_t(8 * rb))) << "group " << g;
@@ -66,9 +76,9 @@ TEST(QPack, EightRowKernelsGiveThePerRowProducts) {
     for (GgmlType type : kPackable) {
         SCOPED_TRACE(ggml_type_name(type));
         const int64_t rows = 16, cols = 2048, rb = ggml_row_bytes(type, cols);
-        const std::vector<uint8_t> plain = quantized_matrix(type, rows, cols, 2);
-        std::vector<uint8_t> packed(plain.size());
-        const QMatrix p = qmatrix_pack8({type, rows, cols, plain.data()}, packed.data());
+        const PackedPair pair(type, rows, cols, 2);
+        const std::vector<uint8_t>& plain = pair.plain;
+        const QMatrix& p = pair.p;
         Rng rng(4);
         std::vector<float> x(static_cast<size_t>(cols));
         rng.fill_normal(x.data(), cols, 0.0f, 2.0f);
@@ -102,10 +112,9 @@ TEST(QPack, QmatmulGivesThePlainMatrixResults) {
     for (GgmlType type : kPackable) {
         SCOPED_TRACE(ggml_type_name(type));
         const int64_t rows = 40, cols = 256;
-        const std::vector<uint8_t> plain = quantized_matrix(type, rows, cols, 3);
-        std::vector<uint8_t> packed(plain.size());
-        const QMatrix m{type, rows, cols, plain.data()};
-        const QMatrix p = qmatrix_pack8(m, packed.data());
+        const PackedPair pair(type, rows, cols, 3);
+        const QMatrix& m = pair.m;
+        const QMatrix& p = pair.p;
         Rng rng(5);
         for (int64_t n : {1, 3, 9}) {
             std::vector<float> x(static_cast<size_t>(n * cols));
@@ -137,9 +146,8 @@ TEST(QPack, ManyRowKernelsGiveTheOneRowKernelsSums) {
     for (GgmlType type : kPackable) {
         SCOPED_TRACE(ggml_type_name(type));
         const int64_t rows = 32, cols = 320;
-        const std::vector<uint8_t> plain = quantized_matrix(type, rows, cols, 6);
-        std::vector<uint8_t> packed(plain.size());
-        const QMatrix p = qmatrix_pack8({type, rows, cols, plain.data()}, packed.data());
+        const PackedPair pair(type, rows, cols, 6);
+        const QMatrix& p = pair.p;
         Rng rng(7);
         // Above kQPackedGemmMaxRows rows, -1 dequantizes for the f32 GEMM (gemv = 0).
         for (int64_t n : {int64_t(5), int64_t(70), kQPackedGemmMaxRows + 1}) {
