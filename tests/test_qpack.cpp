@@ -187,6 +187,15 @@ TEST(QPack, RefusesWhatItCannotPack) {
     EXPECT_FALSE(qmatrix_packable(p));
     std::vector<float> out(static_cast<size_t>(8 * 32));
     EXPECT_THROW(qmatrix_dequantize_rows(p, 4, 8, out.data()), Error);  // not on a group boundary
+    // A group outside the matrix, or a matrix that is not packed, names the group and the matrix.
+    std::vector<uint8_t> rows8(static_cast<size_t>(8 * p.row_bytes()));
+    try {
+        qmatrix_unpack_group(p, 2, rows8.data());
+        FAIL() << "group 2 of 16 rows unpacked";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("group 2 of a packed matrix of 16 rows"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(qmatrix_unpack_group({GgmlType::q4_0, 16, 32, buf.data()}, 0, rows8.data()), Error);
 }
 
 TEST(QPack, DecoderGivesTheSameTokensPackedOrNot) {
